@@ -1,0 +1,1 @@
+"""Build pipeline: declarative profile -> cached, reproducible node OS artifacts."""

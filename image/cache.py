@@ -1,0 +1,85 @@
+"""Content-addressed stage cache (osbuild's scheme).
+
+A stage id is sha256 over the stage name, its options, the digests of its inputs and the id of
+the stage it builds on. A finished stage lives in ``<root>/stages/<id>/`` with ``stage.json``
+written last; anything without it is an interrupted build and is rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("hcios.cache")
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("HCIOS_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hcios"
+
+
+def stage_id(name: str, options: dict[str, Any], inputs: dict[str, str], prev: str | None) -> str:
+    blob = json.dumps({"name": name, "options": options, "inputs": inputs, "prev": prev},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class StageCache:
+    def __init__(self, root: Path):
+        self.root = root
+        self.stages = root / "stages"
+        self.downloads = root / "downloads"
+        self.apt_archives = root / "apt-archives"
+        for d in (self.stages, self.downloads, self.apt_archives):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sid: str) -> Path:
+        return self.stages / sid
+
+    def lookup(self, sid: str) -> Path | None:
+        p = self.path(sid)
+        if (p / "stage.json").is_file():
+            os.utime(p)  # LRU hint for pruning
+            return p
+        return None
+
+    @contextmanager
+    def building(self, sid: str, meta: dict[str, Any]) -> Iterator[Path]:
+        """Yield a scratch dir; on success it becomes the cache entry, on failure it is removed."""
+        final = self.path(sid)
+        tmp = self.stages / f"{sid}.tmp"
+        if tmp.exists():
+            log.warning("removing leftover of an interrupted stage: %s", tmp)
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            log.info("stage %s failed; removing %s", meta.get("name"), tmp)
+            shutil.rmtree(tmp)
+            raise
+        (tmp / "stage.json").write_text(json.dumps({**meta, "id": sid, "finished": time.time()},
+                                                   sort_keys=True, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+
+    def prune(self, keep: set[str], max_entries: int) -> list[str]:
+        """Remove the least recently used entries beyond ``max_entries``, never those in ``keep``."""
+        entries = sorted((p for p in self.stages.iterdir() if (p / "stage.json").is_file()),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        removed = []
+        for p in entries[max_entries:]:
+            if p.name not in keep:
+                shutil.rmtree(p)
+                removed.append(p.name)
+        return removed

@@ -1,0 +1,48 @@
+"""Boot media from the built slot image: the hybrid ISO and the PXE directory (iso/ does the work)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from iso.build import build_iso
+from iso.pxe import write_pxe
+
+from .stages.base import BuildContext
+
+
+def boot_files(tree: Path) -> tuple[Path, Path]:
+    """The kernel and initrd inside the slot tree (``/boot/vmlinuz`` and ``/boot/initrd.img``)."""
+    boot = tree / "boot"
+    return (boot / "vmlinuz").resolve(), (boot / "initrd.img").resolve()
+
+
+def airgap_files(ctx: BuildContext, out: Path) -> Path | None:
+    wanted = [c for c in ctx.profile.components if c.airgap and c.name in ctx.fetched]
+    if not wanted:
+        return None
+    bundle = out / ".airgap"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    bundle.mkdir()
+    index = []
+    for c in wanted:
+        name = Path(c.dest).name
+        shutil.copyfile(ctx.fetched[c.name], bundle / name)
+        index.append({"name": c.name, "version": c.version, "file": name, "sha256": c.sha256})
+    (bundle / "index.json").write_text(json.dumps(index, indent=1))
+    return bundle
+
+
+def write_boot_media(ctx: BuildContext, dirs: dict[str, Path], out: Path) -> dict[str, Path]:
+    kernel, initrd = boot_files(dirs["finalize"] / "tree")
+    squashfs = out / "rootfs.squashfs"
+    airgap = airgap_files(ctx, out)
+    try:
+        iso = build_iso(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
+                        arch=ctx.profile.arch, airgap_dir=airgap, progress=ctx.progress)
+        pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version)
+    finally:
+        if airgap is not None:
+            shutil.rmtree(airgap)
+    return {iso.name: iso, "pxe": pxe}

@@ -1,0 +1,24 @@
+"""Place the pinned, already verified components into the rootfs."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .base import BuildContext
+
+
+def place_components(ctx: BuildContext, base: Path | None, out: Path) -> None:
+    root = out / "tree"
+    placed = []
+    for comp in ctx.profile.components:
+        src = ctx.fetched.get(comp.name)
+        if src is None:  # allowed to be missing (--allow-missing-components); recorded as such
+            placed.append({**comp.as_dict(), "status": "missing"})
+            continue
+        dest = root / comp.dest.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        dest.chmod(int(comp.mode, 8))
+        placed.append({**comp.as_dict(), "status": "included"})
+    (out / "components.json").write_text(json.dumps(placed, indent=1, sort_keys=True))

@@ -1,0 +1,94 @@
+"""Make the tree a reproducible, per-node-clean slot image: identity, no secrets, clamped times."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from hcicore.command import run
+
+from ..tree import clamp_mtimes
+from .base import BuildContext
+
+# Files that must be made per node at first boot, or that only record when the build ran.
+REMOVE_GLOBS = [
+    "etc/ssh/ssh_host_*",
+    "var/lib/dbus/machine-id",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/dpkg/*-old",
+    "var/cache/debconf/*-old",
+    "var/cache/apt/*.bin",
+    "var/lib/apt/lists/*",
+    "var/lib/systemd/random-seed",
+    "var/lib/systemd/catalog/database",
+    "var/log/**/*.log",
+    "var/log/apt/*",
+    "var/log/journal/*",
+    "root/.bash_history",
+    "tmp/*",
+    "var/tmp/*",
+    "etc/*-",  # passwd-, shadow-, group- backups
+]
+
+
+def os_release(ctx: BuildContext) -> str:
+    p = ctx.profile
+    fields = {
+        "NAME": "hcios",
+        "ID": "hcios",
+        "ID_LIKE": p.distro,
+        "PRETTY_NAME": f"hcios {ctx.version} ({p.name})",
+        "VERSION": ctx.version,
+        "VERSION_ID": ctx.version,
+        "VARIANT_ID": p.name,
+        "BUILD_ID": p.digest[:12],
+        "HOME_URL": "https://hcios.dev/",
+    }
+    return "".join(f'{k}="{v}"\n' for k, v in fields.items())
+
+
+def _remove(root: Path) -> None:
+    for pattern in REMOVE_GLOBS:
+        for p in root.glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+def _pycache(root: Path) -> None:
+    # CPython's .pyc files are not reproducible byte for byte (marshal's ref flags depend on
+    # refcounts), so the slot image carries none; the root is read-only, so none are written.
+    for p in root.rglob("__pycache__"):
+        shutil.rmtree(p)
+
+
+def package_list(root: Path) -> list[dict[str, str]]:
+    if not (root / "var/lib/dpkg/status").exists():
+        res = run(["rpm", "--root", str(root), "-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\t%{ARCH}\n"])
+    else:
+        res = run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W",
+                   "-f=${Package}\t${Version}\t${Architecture}\n"])
+    pkgs = []
+    for line in sorted(res.stdout.splitlines()):
+        name, version, arch = line.split("\t")
+        pkgs.append({"name": name, "version": version, "arch": arch})
+    return pkgs
+
+
+def finalize(ctx: BuildContext, base: Path | None, out: Path) -> None:
+    root = out / "tree"
+    _remove(root)
+    _pycache(root)
+    usr_release = root / "usr/lib/os-release"
+    usr_release.write_text(os_release(ctx))
+    etc_release = root / "etc/os-release"
+    if etc_release.exists() or etc_release.is_symlink():
+        etc_release.unlink()
+    etc_release.symlink_to("../usr/lib/os-release")
+    (root / "etc/hcios").mkdir(parents=True, exist_ok=True)
+    (root / "etc/hcios/version").write_text(ctx.version + "\n")
+    # Empty machine-id: systemd makes one per boot (and persists it on the installed node).
+    (root / "etc/machine-id").write_text("")
+    (out / "packages.json").write_text(json.dumps(package_list(root), indent=1))
+    clamp_mtimes(root, ctx.epoch)

@@ -1,0 +1,57 @@
+"""Install this repository's node-side code into the rootfs.
+
+Copied: the Python packages the node runs (not the build pipeline), the ``hci`` launcher,
+``node_services/files/`` verbatim (modes kept), and the units in ``node_services/enable.list``
+plus the profile's ``services.enable`` are enabled with the rootfs's own systemctl (offline in a chroot).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hcicore.command import run
+
+from ..tree import tree_digest
+from .base import BuildContext
+
+NODE_PACKAGES = ("hcicore", "installer", "cloud_init", "node_services")
+PYTHON_DEST = "usr/lib/python3/dist-packages"
+LAUNCHERS = {"usr/bin/hci": "hcicore.cli"}
+
+
+def node_inputs(repo_root: Path) -> dict[str, str]:
+    return {pkg: tree_digest(repo_root / pkg) for pkg in NODE_PACKAGES}
+
+
+def enabled_units(repo_root: Path, extra: list[str]) -> list[str]:
+    listed = repo_root / "node_services" / "enable.list"
+    units = []
+    if listed.exists():
+        units = [ln.strip() for ln in listed.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return units + [u for u in extra if u not in units]
+
+
+def _copy_package(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "files"),
+                    dirs_exist_ok=True)
+
+
+def install_node_services(ctx: BuildContext, base: Path | None, out: Path) -> None:
+    root = out / "tree"
+    for pkg in NODE_PACKAGES:
+        src = ctx.repo_root / pkg
+        if src.is_dir():
+            _copy_package(src, root / PYTHON_DEST / pkg)
+    for rel, module in LAUNCHERS.items():
+        launcher = root / rel
+        launcher.write_text(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\nsys.exit(main())\n")
+        launcher.chmod(0o755)
+    files = ctx.repo_root / "node_services" / "files"
+    if files.is_dir():
+        run(["cp", "-a", "--no-preserve=ownership", f"{files}/.", str(root)])
+    (root / "etc/hcios").mkdir(parents=True, exist_ok=True)
+    units = enabled_units(ctx.repo_root, ctx.profile.enable)
+    if units:
+        run(["chroot", str(root), "systemctl", "enable", *units])
+    if ctx.profile.disable:
+        run(["chroot", str(root), "systemctl", "disable", *ctx.profile.disable])

@@ -1,0 +1,130 @@
+"""The default profile built for real: what the slot image holds, the OCI image, the manifest,
+the cache, and reproducibility."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from image.cache import default_cache_root
+from image.tree import file_digest
+from tests.conftest import BuiltImage, run_build, serve_directory
+
+pytestmark = pytest.mark.build
+
+
+@contextmanager
+def mounted_squashfs(image: Path, where: Path) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", str(image), str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltImage, tmp_path: Path) -> None:
+    with mounted_squashfs(built_image.out / "rootfs.squashfs", tmp_path / "mnt") as root:
+        kernel = (root / "boot/vmlinuz").resolve()
+        initrd = (root / "boot/initrd.img").resolve()
+        assert kernel.name.startswith("vmlinuz-6.") and kernel.stat().st_size > 4_000_000
+        assert initrd.name.startswith("initrd.img-") and initrd.stat().st_size > 4_000_000
+        assert oct(initrd.stat().st_mode & 0o777) == "0o644"
+        # the initramfs carries the live-boot modules and our overlay fix
+        lsinitrd = subprocess.run(["chroot", str(root), "lsinitrd", f"/boot/{initrd.name}"],
+                                  capture_output=True, text=True)
+        if lsinitrd.returncode == 0:
+            assert "dmsquash-live" in lsinitrd.stdout and "hci-live" in lsinitrd.stdout
+        release = dict(line.split("=", 1) for line in (root / "usr/lib/os-release").read_text().split())
+        assert release["VERSION_ID"].strip('"') == built_image.manifest["version"]
+        assert os.readlink(root / "etc/os-release") == "../usr/lib/os-release"
+        # node services from this repository, runnable by the node's own Python
+        assert (root / "usr/lib/python3/dist-packages/hcicore/command.py").is_file()
+        assert (root / "usr/bin/hci").stat().st_mode & 0o111
+        assert (root / "etc/systemd/system/multi-user.target.wants/hci-live-banner.service").is_symlink()
+        help_out = subprocess.run(["chroot", str(root), "/usr/bin/hci", "--help"], capture_output=True, text=True)
+        assert help_out.returncode == 0, help_out.stderr
+        # what the node needs is there, what must be per node is not
+        for binary in ("usr/sbin/sshd", "usr/bin/containerd", "usr/sbin/runc", "usr/bin/cloud-init",
+                       "usr/sbin/ovs-vswitchd", "usr/sbin/grub-install", "usr/bin/dracut", "lib/systemd/systemd"):
+            assert (root / binary).exists(), binary
+        assert not list((root / "etc/ssh").glob("ssh_host_*")), "host keys must be made per node"
+        assert (root / "etc/machine-id").read_text() == ""
+        # components from the lock file, byte for byte
+        for comp in built_image.manifest["components"]:
+            assert comp["status"] == "included"
+            assert file_digest(root / comp["dest"].lstrip("/")) == comp["sha256"]
+        assert (root / "usr/local/bin/k3s").stat().st_mode & 0o111
+
+
+def test_oci_layout_is_accepted_by_skopeo(built_image: BuiltImage) -> None:
+    res = subprocess.run(["skopeo", "inspect", f"oci:{built_image.out / 'oci'}"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["Labels"]["org.opencontainers.image.version"] == built_image.manifest["version"]
+    assert info["Os"] == "linux" and info["Architecture"] == "amd64" and len(info["Layers"]) == 1
+
+
+def test_manifest_digests_match_the_files(built_image: BuiltImage) -> None:
+    manifest = built_image.manifest
+    assert manifest["profile_digest"] and manifest["source_date_epoch"]
+    seen = 0
+    for art in manifest["artifacts"].values():
+        files = art["files"] if art["type"] == "directory" else {art["path"]: art}
+        for rel, meta in files.items():
+            path = built_image.out / rel
+            assert path.stat().st_size == meta["size"], rel
+            assert file_digest(path) == meta["sha256"], rel
+            seen += 1
+    assert seen >= 5
+    names = {p["name"] for p in manifest["packages"]}
+    assert {"linux-image-amd64", "systemd", "openssh-server", "cloud-init", "containerd"} <= names
+    assert {c["name"] for c in manifest["components"]} == {"k3s", "k3s-airgap-images", "kubevirt-operator"}
+
+
+def test_second_build_skips_every_stage(built_image: BuiltImage, tmp_path: Path) -> None:
+    result = run_build(built_image.profile, tmp_path / "again")
+    assert result["built"] == []
+    stage_events = [e for e in result["events"] if e["event"] == "step" and e.get("id")]
+    assert stage_events and all(e["status"] == "cached" for e in stage_events)
+    assert file_digest(tmp_path / "again/rootfs.squashfs") == file_digest(built_image.out / "rootfs.squashfs")
+
+
+def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_path: Path) -> None:
+    """A build from an empty stage cache matches the session's build byte for byte. (The session
+    build may come from the persistent cache; it was itself a clean build when it was made. If the
+    mirror moved since, the package lists differ and a second clean build is compared instead.)"""
+    def clean_build(name: str) -> tuple[str, list]:
+        cache = tmp_path / f"cache-{name}"
+        cache.mkdir()
+        (cache / "apt-archives").symlink_to(default_cache_root() / "apt-archives")  # .debs only
+        www = tmp_path / f"www-{name}"
+        www.mkdir()
+        for fname, data in built_image.artifacts.items():
+            (www / fname).write_bytes(data)
+        out = tmp_path / f"out-{name}"
+        with serve_directory(www) as srv:
+            # same profile, components from a new server (URLs don't enter stage ids)
+            text = built_image.profile.parent.joinpath("components.lock.yaml").read_text()
+            old_port = text.split("http://127.0.0.1:")[1].split("/")[0]
+            prof_dir = tmp_path / f"profile-{name}"
+            subprocess.run(["cp", "-a", str(built_image.profile.parent), str(prof_dir)], check=True)
+            (prof_dir / "components.lock.yaml").write_text(text.replace(f":{old_port}/", f":{srv.port}/"))
+            run_build(prof_dir / "profile.yaml", out, "--no-iso", "--cache", str(cache))
+        pkgs = json.loads((out / "build-manifest.json").read_text())["packages"]
+        digest = file_digest(out / "rootfs.squashfs")
+        subprocess.run(["rm", "-rf", str(cache), str(out)], check=True)
+        return digest, pkgs
+
+    first, pkgs = clean_build("a")
+    if pkgs == built_image.manifest["packages"]:
+        assert first == built_image.manifest["artifacts"]["rootfs.squashfs"]["sha256"]
+    else:
+        second, pkgs2 = clean_build("b")
+        assert pkgs2 == pkgs, "the mirror changed during the test"
+        assert first == second

@@ -1,0 +1,149 @@
+"""Fixtures shared by every tier."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class HttpServer:
+    root: Path
+    port: int
+
+    def url(self, name: str = "", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/{name}"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path) -> Iterator[HttpServer]:
+    """Serve ``root`` over HTTP on 127.0.0.1 (an ephemeral port) until the block ends."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HttpServer(root, httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HttpServer]:
+    """A loopback HTTP server serving a fresh directory (``http_server.root``)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_directory(root) as srv:
+        yield srv
+
+
+# ---- the built image, shared by the build and VM tiers ------------------------------------------
+
+DEFAULT_PROFILE_DIR = REPO / "image" / "profiles" / "default"
+HCI = [str(Path(sys.executable).with_name("hci"))]
+
+
+def _deterministic_tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_test_components(www: Path) -> dict[str, bytes]:
+    """Small stand-ins the tests build themselves for the components this host can't download:
+    same kinds and destinations as the real lock file, their own sha256."""
+    artifacts = {
+        "k3s": b"#!/bin/sh\necho 'k3s version v0.0.0-hcios-test (stand-in built by the test suite)'\n",
+        "k3s-airgap-images-amd64.tar": _deterministic_tar({"index.json": b'{"schemaVersion":2,"manifests":[]}',
+                                                           "oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}),
+        "kubevirt-operator.yaml": b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubevirt\n",
+    }
+    for name, data in artifacts.items():
+        (www / name).write_bytes(data)
+    return artifacts
+
+
+def write_test_profile(dest: Path, server_url: str, artifacts: dict[str, bytes]) -> Path:
+    """The default profile with its lock file pointed at the loopback server's artifacts."""
+    shutil.copytree(DEFAULT_PROFILE_DIR, dest, dirs_exist_ok=True)
+    kinds = {"k3s": ("binary", "/usr/local/bin/k3s", "0755", False),
+             "k3s-airgap-images-amd64.tar": ("image-archive",
+                                             "/usr/share/hcios/images/k3s-airgap-images-amd64.tar", "0644", True),
+             "kubevirt-operator.yaml": ("manifest", "/usr/share/hcios/manifests/kubevirt-operator.yaml", "0644",
+                                        False)}
+    comps = []
+    for name, data in artifacts.items():
+        kind, target, mode, airgap = kinds[name]
+        comps.append({"name": name.split(".")[0].replace("-amd64", ""), "version": "v0.0.0-test",
+                      "url": f"{server_url}{name}", "sha256": hashlib.sha256(data).hexdigest(),
+                      "kind": kind, "dest": target, "mode": mode, "airgap": airgap})
+    (dest / "components.lock.yaml").write_text(yaml.safe_dump({"schema_version": 1, "components": comps}))
+    return dest / "profile.yaml"
+
+
+def run_build(profile: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``hci build --json`` for real; return the final result record plus every event."""
+    proc = subprocess.run([*HCI, "build", str(profile), "--out", str(out), "--json", *extra],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise AssertionError(f"hci build failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}")
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    result = events[-1]
+    assert result["event"] == "result"
+    return {**result, "events": events}
+
+
+@dataclass
+class BuiltImage:
+    out: Path
+    profile: Path
+    artifacts: dict[str, bytes]
+    result: dict
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.out / "build-manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
+    """The default profile built for real (cached in ~/.cache/hcios between runs), with test-made
+    components served from 127.0.0.1. Set HCIOS_TEST_OUT to reuse an existing output directory."""
+    if os.geteuid() != 0:
+        pytest.skip("building a node OS needs root")
+    base = tmp_path_factory.mktemp("image")
+    www = base / "www"
+    www.mkdir()
+    artifacts = make_test_components(www)
+    with serve_directory(www) as srv:
+        profile = write_test_profile(base / "profile", srv.url(), artifacts)
+        out = base / "out"
+        result = run_build(profile, out)
+        yield BuiltImage(out=out, profile=profile, artifacts=artifacts, result=result)

@@ -1,0 +1,83 @@
+"""Downloads by sha256 and the content-addressed stage cache."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from hcicore.errors import DigestMismatch
+from image.cache import StageCache, stage_id
+from image.fetch import FetchError, fetch
+from image.tree import clamp_mtimes, tree_digest
+
+pytestmark = pytest.mark.unit
+
+
+def test_fetch_verifies_and_caches(tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    data = b"k3s-binary" * 1000
+    (http_server.root / "k3s").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    cache = tmp_path / "dl"
+    got = fetch(http_server.url("k3s"), digest, cache)
+    assert got == cache / digest and got.read_bytes() == data
+    (http_server.root / "k3s").unlink()  # a second fetch must not need the server
+    assert fetch(http_server.url("k3s"), digest, cache) == got
+
+
+def test_fetch_mismatch_leaves_nothing(tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    (http_server.root / "k3s").write_bytes(b"tampered")
+    with pytest.raises(DigestMismatch, match="the lock file pins"):
+        fetch(http_server.url("k3s"), "0" * 64, tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_fetch_http_error(tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch(http_server.url("absent"), "0" * 64, tmp_path / "dl")
+
+
+def test_fetch_refused_connection(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="ConnectionError"):
+        fetch("http://127.0.0.1:9/x", "0" * 64, tmp_path / "dl", timeout=2)
+
+
+def test_stage_id_covers_every_input() -> None:
+    base = stage_id("s", {"a": 1}, {"f": "x"}, "p")
+    assert base == stage_id("s", {"a": 1}, {"f": "x"}, "p")
+    assert len({base, stage_id("t", {"a": 1}, {"f": "x"}, "p"), stage_id("s", {"a": 2}, {"f": "x"}, "p"),
+                stage_id("s", {"a": 1}, {"f": "y"}, "p"), stage_id("s", {"a": 1}, {"f": "x"}, None)}) == 5
+
+
+def test_cache_commits_only_finished_stages(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    with pytest.raises(RuntimeError), cache.building("aa", {"name": "x"}) as tmp:
+        (tmp / "half").write_text("")
+        raise RuntimeError("stage failed")
+    assert cache.lookup("aa") is None and not (tmp_path / "stages" / "aa.tmp").exists()
+    with cache.building("aa", {"name": "x"}) as tmp:
+        (tmp / "out").write_text("1")
+    hit = cache.lookup("aa")
+    assert hit is not None and (hit / "out").read_text() == "1"
+
+
+def test_tree_digest_sees_content_mode_and_links(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("1")
+    d0 = tree_digest(tmp_path)
+    (tmp_path / "a").chmod(0o600)
+    d1 = tree_digest(tmp_path)
+    (tmp_path / "a").write_text("2")
+    d2 = tree_digest(tmp_path)
+    (tmp_path / "l").symlink_to("a")
+    d3 = tree_digest(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_text("")
+    assert len({d0, d1, d2, d3}) == 4 and tree_digest(tmp_path) == d3
+
+
+def test_clamp_mtimes(tmp_path: Path) -> None:
+    (tmp_path / "new").write_text("")
+    (tmp_path / "link").symlink_to("new")
+    assert clamp_mtimes(tmp_path, 1000) == 2
+    assert (tmp_path / "new").stat().st_mtime == 1000
+    assert (tmp_path / "link").lstat().st_mtime == 1000

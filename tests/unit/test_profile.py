@@ -1,0 +1,143 @@
+"""Profiles and lock files: schema errors and semantic checks name the field; nothing is touched."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hcicore.cli import main
+from hcicore.errors import ValidationError
+from image.profile import CHECKS, builtin_profile, load_profile
+
+pytestmark = pytest.mark.unit
+
+DEFAULT = builtin_profile("default")
+
+
+def write_profile(tmp_path: Path, mutate=None, lock=None) -> Path:  # type: ignore[no-untyped-def]
+    raw = yaml.safe_load(DEFAULT.read_text())
+    raw.pop("overlay")
+    if lock is not None:
+        (tmp_path / "lock.yaml").write_text(yaml.safe_dump(lock))
+        raw["components"] = {"lock": "lock.yaml"}
+    else:
+        raw.pop("components")
+    if mutate:
+        mutate(raw)
+    p = tmp_path / "profile.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ValidationError) as exc:
+        load_profile(path)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_default_profile_is_valid() -> None:
+    prof = load_profile(DEFAULT)
+    assert prof.distro == "debian" and prof.version
+    assert "linux-image-amd64" in prof.bootstrap["packages"]
+    assert {c.name for c in prof.components} >= {"k3s", "k3s-airgap-images"}
+    assert len(prof.digest) == 64
+
+
+def test_anolis_profile_is_valid() -> None:
+    prof = load_profile(builtin_profile("anolis"))
+    assert prof.distro == "anolis"
+    assert prof.bootstrap["repos"]
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    p = write_profile(tmp_path, lambda r: r["bootstrap"].update(pakages=["x"]))
+    out = problems(p)
+    assert out == [out[0]] and out[0].startswith("error: bootstrap.pakages: unknown key (")
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    p = write_profile(tmp_path, lambda r: r.update(source_date_epoch="yesterday"))
+    (line,) = problems(p)
+    assert line.startswith("error: source_date_epoch: must be of type integer")
+
+
+def test_all_problems_at_once(tmp_path: Path) -> None:
+    def bad(r: dict) -> None:
+        r["bogus"] = 1
+        r["distro"] = "gentoo"
+        r["squashfs"]["compression"] = "zstd"
+    out = problems(write_profile(tmp_path, bad))
+    paths = sorted(line.split(":")[1].strip() for line in out)
+    assert paths == ["bogus", "distro", "squashfs.compression"]
+
+
+@pytest.mark.parametrize("name,mutate,path", [
+    ("required-packages", lambda r: r["bootstrap"]["packages"].remove("dracut"), "bootstrap.packages"),
+    ("duplicate-packages", lambda r: r["bootstrap"]["packages"].append("systemd"), "bootstrap.packages["),
+    ("overlay-exists", lambda r: r.update(overlay="nope"), "overlay"),
+    ("mirror-scheme", lambda r: r["bootstrap"].update(mirror="deb.debian.org"), "bootstrap.mirror"),
+    ("distro-bootstrap", lambda r: r["bootstrap"].update(repos=[{"name": "x", "baseurl": "http://x"}]),
+     "bootstrap.repos"),
+])
+def test_semantic_checks(tmp_path: Path, name: str, mutate, path: str) -> None:  # type: ignore[no-untyped-def]
+    assert name in CHECKS
+    out = problems(write_profile(tmp_path, mutate))
+    assert len(out) == 1 and out[0].startswith(f"error: {path}"), out
+
+
+LOCK = {"schema_version": 1, "components": [
+    {"name": "k3s", "version": "v1", "url": "http://127.0.0.1:1/k3s", "sha256": "a" * 64,
+     "kind": "binary", "dest": "/usr/local/bin/k3s"}]}
+
+
+def test_missing_component_digest(tmp_path: Path) -> None:
+    lock = yaml.safe_load(yaml.safe_dump(LOCK))
+    del lock["components"][0]["sha256"]
+    (line,) = problems(write_profile(tmp_path, lock=lock))
+    assert line.startswith("error: components.lock(lock.yaml).components[0].sha256: is required")
+
+
+def test_malformed_component_digest(tmp_path: Path) -> None:
+    lock = yaml.safe_load(yaml.safe_dump(LOCK))
+    lock["components"][0]["sha256"] = "md5:abc"
+    (line,) = problems(write_profile(tmp_path, lock=lock))
+    assert line.startswith("error: components.lock(lock.yaml).components[0].sha256: 'md5:abc' has the wrong form")
+
+
+def test_duplicate_component(tmp_path: Path) -> None:
+    lock = yaml.safe_load(yaml.safe_dump(LOCK))
+    lock["components"].append(dict(lock["components"][0]))
+    out = problems(write_profile(tmp_path, lock=lock))
+    assert any(".components[1].name" in line for line in out)
+    assert any(".components[1].dest" in line for line in out)
+
+
+def test_cli_bad_profile_exits_2_before_any_work(tmp_path: Path) -> None:
+    p = write_profile(tmp_path, lambda r: (r.update(bogus=1), r["bootstrap"].update(suite=5)))
+    cache = tmp_path / "cache"
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["build", str(p), "--out", str(out), "--cache", str(cache)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln]
+    assert lines == [ln for ln in lines if ln.startswith("error: ")] and len(lines) == 2
+    assert not cache.exists() and not out.exists()
+
+
+def test_cli_digest_mismatch_exits_2_naming_the_field(tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    (http_server.root / "k3s").write_bytes(b"not the pinned bytes")
+    lock = yaml.safe_load(yaml.safe_dump(LOCK))
+    lock["components"][0]["url"] = http_server.url("k3s")
+    lock["components"][0]["sha256"] = hashlib.sha256(b"the pinned bytes").hexdigest()
+    p = write_profile(tmp_path, lock=lock)
+    res = CliRunner().invoke(main, ["build", str(p), "--out", str(tmp_path / "out"),
+                                    "--cache", str(tmp_path / "cache"), "--json"])
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: components.lock(lock.yaml).components[0].sha256: ")
+    assert "the lock file pins" in errors[0]
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "cache" / "stages").iterdir())
