@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -28,6 +29,8 @@ class HciGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log every command run.")
 def main(verbose: bool) -> None:
     """hcios: build, install and manage the node OS."""
+    # SIGTERM unwinds like an error, so every mount, loop device and chroot is undone.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -35,22 +38,22 @@ def main(verbose: bool) -> None:
     )
 
 
-def _register() -> None:
-    from image.cli import build  # noqa: PLC0415  (keep import cost out of --help of others)
+# Each package owns its commands. The node image carries only the node-side packages (no image/
+# or iso/), so a package that is absent as a whole is skipped; any other import error is raised.
+COMMAND_MODULES = ("image.cli", "iso.cli", "installer.cli", "cloud_init.cli")
 
-    main.add_command(build)
-    for modname, attr in (
-        ("installer.cli", "commands"),
-        ("iso.cli", "commands"),
-        ("cloud_init.cli", "commands"),
-    ):
+
+def _register() -> None:
+    import importlib  # noqa: PLC0415
+
+    for modname in COMMAND_MODULES:
         try:
-            mod = __import__(modname, fromlist=[attr])
+            mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
-            if exc.name != modname:
+            if exc.name not in (modname, modname.split(".")[0]):
                 raise
             continue
-        for cmd in getattr(mod, attr):
+        for cmd in mod.commands:
             main.add_command(cmd)
 
 

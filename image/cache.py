@@ -17,7 +17,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hcicore.command import run
+from hcicore.errors import HciError
+
 log = logging.getLogger("hcios.cache")
+
+
+def mounts_below(path: Path) -> list[str]:
+    """Mount points at or under ``path`` (from /proc/self/mountinfo), deepest first."""
+    prefix = str(path.resolve())
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that first detaches anything still mounted below (a chroot's /dev, /proc, /sys of
+    an interrupted stage): deleting through a bind mount of /dev would delete the host's nodes."""
+    for point in mounts_below(path):
+        log.warning("unmounting leftover mount %s", point)
+        run(["umount", "--lazy", point])
+    if mounts_below(path):
+        raise HciError(f"refusing to delete {path}: something is still mounted below it")
+    shutil.rmtree(path)
 
 
 def default_cache_root() -> Path:
@@ -59,18 +85,18 @@ class StageCache:
         tmp = self.stages / f"{sid}.tmp"
         if tmp.exists():
             log.warning("removing leftover of an interrupted stage: %s", tmp)
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
         tmp.mkdir()
         try:
             yield tmp
         except BaseException:
             log.info("stage %s failed; removing %s", meta.get("name"), tmp)
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
             raise
         (tmp / "stage.json").write_text(json.dumps({**meta, "id": sid, "finished": time.time()},
                                                    sort_keys=True, indent=1))
         if final.exists():
-            shutil.rmtree(final)
+            remove_tree(final)
         os.rename(tmp, final)
 
     def prune(self, keep: set[str], max_entries: int) -> list[str]:
@@ -80,6 +106,6 @@ class StageCache:
         removed = []
         for p in entries[max_entries:]:
             if p.name not in keep:
-                shutil.rmtree(p)
+                remove_tree(p)
                 removed.append(p.name)
         return removed

@@ -41,3 +41,4 @@ def build(profile: str | None, out: Path, version: str | None, cache_dir: Path |
     else:
         click.echo(f"built {prof.name} {result.version} into {out} "
                    f"({len(result.built)} of {len(result.stages)} stages rebuilt)")
+commands = [build]

@@ -47,6 +47,15 @@ def load_lock(path: Path, *, field: str = "components") -> list[Component]:
             problems.append(Problem(f"{where}.name", f"{entry['name']!r} appears twice", "names must be unique"))
         if entry["dest"] in seen_dest:
             problems.append(Problem(f"{where}.dest", f"{entry['dest']!r} is used twice", "give each its own path"))
+        if entry["kind"] == "oci-image" and not entry["url"].startswith("docker://"):
+            problems.append(Problem(f"{where}.url", "an oci-image comes from a registry",
+                                    "write docker://REGISTRY/REPO@sha256:<manifest digest>"))
+        elif entry["kind"] == "oci-image" and not entry["url"].endswith(f"@sha256:{entry['sha256']}"):
+            problems.append(Problem(f"{where}.url", "must pull by the pinned digest",
+                                    f"end the reference with @sha256:{entry['sha256']}"))
+        elif entry["kind"] != "oci-image" and entry["url"].startswith("docker://"):
+            problems.append(Problem(f"{where}.kind", "a docker:// URL is a registry image",
+                                    "use kind: oci-image"))
         if ".." in Path(entry["dest"]).parts:
             problems.append(Problem(f"{where}.dest", "must not contain '..'", "use a plain absolute path"))
         seen_names.add(entry["name"])

@@ -16,12 +16,13 @@ from .cache import StageCache, stage_id
 from .fetch import FetchError, fetch, session
 from .manifest import write_manifest
 from .profile import Profile
+from .registry import pull_image
 from .stages.base import BuildContext, Stage
 from .stages.bootstrap_debian import bootstrap_debian
 from .stages.bootstrap_dnf import bootstrap_dnf
 from .stages.components import place_components
 from .stages.finalize import finalize
-from .stages.initramfs import build_initramfs
+from .stages.initramfs import DRACUT_MODULES, build_initramfs
 from .stages.node_services import install_node_services, node_inputs
 from .stages.oci import build_oci
 from .stages.overlay import apply_overlay
@@ -49,10 +50,12 @@ def plan(ctx: BuildContext) -> list[Stage]:
     return [
         Stage("bootstrap", boot, options={"distro": p.distro, "arch": p.arch, "bootstrap": p.bootstrap,
                                           "epoch": ctx.epoch}),
-        Stage("node-services", install_node_services, options={"enable": p.enable, "disable": p.disable},
-              inputs=node_inputs(ctx.repo_root)),
         Stage("initramfs", build_initramfs, options={"modules": p.initramfs_modules,
-                                                     "drivers": p.initramfs_drivers, "epoch": ctx.epoch}),
+                                                     "drivers": p.initramfs_drivers, "epoch": ctx.epoch},
+              inputs={"dracut-modules": tree_digest(ctx.repo_root / DRACUT_MODULES)}),
+        Stage("node-services", install_node_services, options={"enable": p.enable, "disable": p.disable,
+                                                             "python_packages": p.python_packages},
+              inputs=node_inputs(ctx.repo_root)),
         Stage("components", place_components,
               options={"components": [{**c.identity(), "present": c.name in ctx.fetched}
                                       for c in p.components]}),
@@ -78,7 +81,10 @@ def fetch_components(profile: Profile, cache: StageCache, progress: Progress, *,
         where = f"components.lock({Path(lock).name}).components[{i}]"
         progress.start(f"fetch {comp.name}", detail=comp.version)
         try:
-            got[comp.name] = fetch(comp.url, comp.sha256, cache.downloads, sess=sess)
+            if comp.kind == "oci-image":
+                got[comp.name] = pull_image(comp.url, comp.sha256, cache.downloads)
+            else:
+                got[comp.name] = fetch(comp.url, comp.sha256, cache.downloads, sess=sess)
         except DigestMismatch as exc:
             progress.failed(f"fetch {comp.name}", str(exc))
             problems.append(Problem(f"{where}.sha256", str(exc), "pin the right digest or fix the URL"))

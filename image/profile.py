@@ -33,6 +33,7 @@ class Profile:
     disable: list[str]
     overlay: Path | None
     components: list[Component] = field(default_factory=list)
+    python_packages: list[str] = field(default_factory=list)
     squashfs_compression: str = "xz"
     squashfs_block_size: int = 131072
 
@@ -162,6 +163,7 @@ def load_profile(path: Path) -> Profile:
         disable=list(svc.get("disable", [])),
         overlay=(base / raw["overlay"]) if raw.get("overlay") else None,
         components=components,
+        python_packages=list(raw.get("python_packages", [])),
         squashfs_compression=sq.get("compression", "xz"),
         squashfs_block_size=int(sq.get("block_size", 131072)),
     )

@@ -9,6 +9,7 @@ from hcicore.command import run
 
 from ..tree import clamp_mtimes
 from .base import BuildContext
+from .node_services import vendored
 
 # Files that must be made per node at first boot, or that only record when the build ran.
 REMOVE_GLOBS = [
@@ -90,5 +91,5 @@ def finalize(ctx: BuildContext, base: Path | None, out: Path) -> None:
     (root / "etc/hcios/version").write_text(ctx.version + "\n")
     # Empty machine-id: systemd makes one per boot (and persists it on the installed node).
     (root / "etc/machine-id").write_text("")
-    (out / "packages.json").write_text(json.dumps(package_list(root), indent=1))
+    (out / "packages.json").write_text(json.dumps(package_list(root) + vendored(root), indent=1))
     clamp_mtimes(root, ctx.epoch)

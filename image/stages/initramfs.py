@@ -1,12 +1,20 @@
-"""Build the dracut initramfs inside the rootfs (never on the build host) and link kernel+initrd."""
+"""Build the dracut initramfs inside the rootfs (never on the build host) and link kernel+initrd.
+
+It runs before the node-services stage so that a change to the node's Python code does not
+rebuild the initramfs: only this repository's dracut modules (``DRACUT_MODULES``) feed it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+from hcicore.command import run
 from hcicore.errors import HciError
 
 from ..chroot import chroot_mounts, chroot_run
 from .base import BuildContext
+
+
+DRACUT_MODULES = Path("node_services/files/usr/lib/dracut/modules.d")
 
 
 def kernel_version(root: Path) -> str:
@@ -26,6 +34,9 @@ def _check_modules(root: Path, modules: list[str]) -> None:
 
 def build_initramfs(ctx: BuildContext, base: Path | None, out: Path) -> None:
     root = out / "tree"
+    ours = ctx.repo_root / DRACUT_MODULES
+    if ours.is_dir():
+        run(["cp", "-a", "--no-preserve=ownership", f"{ours}/.", str(root / "usr/lib/dracut/modules.d")])
     kver = kernel_version(root)
     modules = ctx.profile.initramfs_modules
     _check_modules(root, modules)
@@ -33,7 +44,7 @@ def build_initramfs(ctx: BuildContext, base: Path | None, out: Path) -> None:
     for stale in boot.glob("initrd.img-*"):
         stale.unlink()
     argv = ["dracut", "--force", "--no-hostonly", "--reproducible", "--no-hostonly-cmdline",
-            "--compress", "xz", "--kver", kver]
+            "--compress", "zstd", "--kver", kver]
     if modules:
         argv += ["--add", " ".join(modules)]
     if ctx.profile.initramfs_drivers:

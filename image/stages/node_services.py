@@ -7,6 +7,7 @@ plus the profile's ``services.enable`` are enabled with the rootfs's own systemc
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from hcicore.command import run
@@ -16,7 +17,26 @@ from .base import BuildContext
 
 NODE_PACKAGES = ("hcicore", "installer", "cloud_init", "node_services")
 PYTHON_DEST = "usr/lib/python3/dist-packages"
+VENDOR_DEST = "usr/lib/hcios/python"  # PyPI wheels the distro lacks (profile: python_packages)
 LAUNCHERS = {"usr/bin/hci": "hcicore.cli"}
+
+
+def install_vendor(root: Path, requirements: list[str]) -> None:
+    """Pure-Python wheels for the node's Python 3.11, resolved by pip; no bytecode (read-only root)."""
+    if not requirements:
+        return
+    run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--only-binary=:all:", "--python-version=3.11", "--implementation=cp", "--platform=any",
+         f"--target={root / VENDOR_DEST}", *requirements])
+
+
+def vendored(root: Path) -> list[dict[str, str]]:
+    """The installed wheels (for the manifest's package list)."""
+    out = []
+    for info in sorted((root / VENDOR_DEST).glob("*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        out.append({"name": name, "version": version, "arch": "python"})
+    return out
 
 
 def node_inputs(repo_root: Path) -> dict[str, str]:
@@ -44,8 +64,10 @@ def install_node_services(ctx: BuildContext, base: Path | None, out: Path) -> No
             _copy_package(src, root / PYTHON_DEST / pkg)
     for rel, module in LAUNCHERS.items():
         launcher = root / rel
-        launcher.write_text(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\nsys.exit(main())\n")
+        launcher.write_text(f"#!/usr/bin/python3\nimport sys\nsys.path.insert(0, '/{VENDOR_DEST}')\n"
+                            f"from {module} import main\nsys.exit(main())\n")
         launcher.chmod(0o755)
+    install_vendor(root, ctx.profile.python_packages)
     files = ctx.repo_root / "node_services" / "files"
     if files.is_dir():
         run(["cp", "-a", "--no-preserve=ownership", f"{files}/.", str(root)])

@@ -13,10 +13,10 @@ from .base import BuildContext
 
 
 def mksquashfs_argv(ctx: BuildContext, tree: Path, target: Path) -> list[str]:
-    e = str(ctx.epoch)
+    # SOURCE_DATE_EPOCH (in ctx.env) sets the mkfs time and every inode time; mksquashfs
+    # refuses -mkfs-time/-all-time alongside it.
     return ["mksquashfs", str(tree), str(target), "-noappend", "-no-progress", "-quiet",
-            "-comp", ctx.profile.squashfs_compression, "-b", str(ctx.profile.squashfs_block_size),
-            "-mkfs-time", e, "-all-time", e]
+            "-comp", ctx.profile.squashfs_compression, "-b", str(ctx.profile.squashfs_block_size)]
 
 
 def build_squashfs(ctx: BuildContext, base: Path | None, out: Path) -> None:

@@ -81,3 +81,21 @@ def test_clamp_mtimes(tmp_path: Path) -> None:
     assert clamp_mtimes(tmp_path, 1000) == 2
     assert (tmp_path / "new").stat().st_mtime == 1000
     assert (tmp_path / "link").lstat().st_mtime == 1000
+
+
+def test_remove_tree_refuses_to_delete_through_a_mount(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import image.cache as cache_mod
+
+    (tmp_path / "stage" / "tree" / "dev").mkdir(parents=True)
+    (tmp_path / "stage" / "tree" / "dev" / "null").write_text("host device stand-in")
+    mounted = [str(tmp_path / "stage" / "tree" / "dev")]
+    unmounted: list[str] = []
+    monkeypatch.setattr(cache_mod, "mounts_below", lambda p: [m for m in mounted if m not in unmounted])
+    monkeypatch.setattr(cache_mod, "run", lambda argv, **kw: unmounted.append(argv[-1]))
+    cache_mod.remove_tree(tmp_path / "stage")
+    assert unmounted == mounted and not (tmp_path / "stage").exists()
+    (tmp_path / "stage2").mkdir()
+    monkeypatch.setattr(cache_mod, "mounts_below", lambda p: [str(p)])  # umount did not take
+    with pytest.raises(cache_mod.HciError, match="still mounted"):
+        cache_mod.remove_tree(tmp_path / "stage2")
+    assert (tmp_path / "stage2").exists()

@@ -1,0 +1,1 @@
+"""The hcios installer: config validation, preflight, disk layout, install steps, TUI and kickstart."""

@@ -1,0 +1,59 @@
+"""``hci config ...`` and ``hci kickstart``; the installer's own commands join them here.
+
+Each command is a click command or group in ``commands``, which hcicore/cli.py registers.
+Bad input raises ValidationError (exit 2, one ``error: <path>: <what> (<fix>)`` line each).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hcicore.config import load_config_file, schema
+
+
+@click.group("config")
+def config_group() -> None:
+    """Node config: validate a file, print the schema."""
+
+
+@config_group.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate_cmd(file: str) -> None:
+    """Check FILE (schema and semantic checks); print `ok` or every problem. Changes nothing."""
+    load_config_file(file)
+    click.echo("ok")
+
+
+@config_group.command("schema")
+def schema_cmd() -> None:
+    """Print the node config JSON Schema."""
+    click.echo(json.dumps(schema(), indent=2))
+
+
+@click.command("kickstart")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="Node config YAML file.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+              help="Write the kickstart here (mode 0600: it holds the token); default stdout.")
+@click.option("--image-size", "image_bytes", type=click.IntRange(min=1), default=1024**3, show_default=True,
+              help="Size of the OS slot image in bytes; slots get twice that, at least 2 GiB.")
+def kickstart_cmd(config_file: str, out_file: str | None, image_bytes: int) -> None:
+    """Render the node config as an Anaconda kickstart for Anolis."""
+    from .kickstart import render_kickstart  # noqa: PLC0415  (pulls in cloud_init)
+
+    text = render_kickstart(load_config_file(config_file), image_bytes=image_bytes)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    path = Path(out_file)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+# ---- `hci install` (the install steps, TUI and automatic mode) is added below by the installer
+# work: define it in its own module and append it to `commands`.
+
+commands: list[click.Command] = [config_group, kickstart_cmd]
