@@ -36,6 +36,8 @@ def main(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # retries are reported once, by the caller, when they run out
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 # Each package owns its commands. The node image carries only the node-side packages (no image/

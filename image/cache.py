@@ -6,6 +6,7 @@ written last; anything without it is an interrupted build and is rebuilt.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -79,6 +80,22 @@ class StageCache:
         return None
 
     @contextmanager
+    def locked(self, sid: str) -> Iterator[bool]:
+        """Hold the stage's lock (flock) while looking it up and building it, so two builds sharing
+        a cache never build the same stage into the same scratch dir. Yields whether it had to wait."""
+        with open(self.stages / f"{sid}.lock", "w") as f:
+            waited = False
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                waited = True
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield waited
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    @contextmanager
     def building(self, sid: str, meta: dict[str, Any]) -> Iterator[Path]:
         """Yield a scratch dir; on success it becomes the cache entry, on failure it is removed."""
         final = self.path(sid)
@@ -101,7 +118,7 @@ class StageCache:
 
     def prune(self, keep: set[str], max_entries: int) -> list[str]:
         """Remove the least recently used entries beyond ``max_entries``, never those in ``keep``."""
-        entries = sorted((p for p in self.stages.iterdir() if (p / "stage.json").is_file()),
+        entries = sorted((p for p in self.stages.iterdir() if p.is_dir() and (p / "stage.json").is_file()),
                          key=lambda p: p.stat().st_mtime, reverse=True)
         removed = []
         for p in entries[max_entries:]:

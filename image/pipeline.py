@@ -114,6 +114,27 @@ def _publish(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _run_or_reuse(ctx: BuildContext, stage: Stage, sid: str, base_id: str | None,
+                  base_dir: Path | None) -> dict[str, Any]:
+    if ctx.cache.lookup(sid) is not None:
+        ctx.progress.cached(stage.name, id=sid)
+        return {"name": stage.name, "id": sid, "cached": True}
+    ctx.progress.start(stage.name, id=sid)
+    t0 = time.monotonic()
+    try:
+        with ctx.cache.building(sid, {"name": stage.name, "base": base_id}) as tmp:
+            if stage.produces_tree:
+                (tmp / "tree").mkdir()
+                if base_dir is not None:
+                    copy_tree(base_dir / "tree", tmp / "tree")
+            stage.run(ctx, base_dir, tmp)
+    except HciError as exc:
+        ctx.progress.failed(stage.name, str(exc).splitlines()[0])
+        raise
+    ctx.progress.done(stage.name, id=sid)
+    return {"name": stage.name, "id": sid, "cached": False, "seconds": round(time.monotonic() - t0, 1)}
+
+
 def run_stages(ctx: BuildContext, stages: list[Stage]) -> tuple[dict[str, Path], list[dict[str, Any]]]:
     dirs: dict[str, Path] = {}
     ids: dict[str, str] = {}
@@ -124,29 +145,11 @@ def run_stages(ctx: BuildContext, stages: list[Stage]) -> tuple[dict[str, Path],
         base_id = ids.get(base_name) if base_name else None
         sid = stage_id(stage.name, stage.options, stage.inputs, base_id)
         ids[stage.name] = sid
-        hit = ctx.cache.lookup(sid)
-        if hit is not None:
-            ctx.progress.cached(stage.name, id=sid)
-            dirs[stage.name] = hit
-            record.append({"name": stage.name, "id": sid, "cached": True})
-        else:
-            ctx.progress.start(stage.name, id=sid)
-            t0 = time.monotonic()
-            base_dir = dirs.get(base_name) if base_name else None
-            try:
-                with ctx.cache.building(sid, {"name": stage.name, "base": base_id}) as tmp:
-                    if stage.produces_tree:
-                        (tmp / "tree").mkdir()
-                        if base_dir is not None:
-                            copy_tree(base_dir / "tree", tmp / "tree")
-                    stage.run(ctx, base_dir, tmp)
-            except HciError as exc:
-                ctx.progress.failed(stage.name, str(exc).splitlines()[0])
-                raise
-            dirs[stage.name] = ctx.cache.path(sid)
-            ctx.progress.done(stage.name, id=sid)
-            record.append({"name": stage.name, "id": sid, "cached": False,
-                           "seconds": round(time.monotonic() - t0, 1)})
+        with ctx.cache.locked(sid) as waited:
+            if waited:
+                ctx.progress.info(f"waited for another build of stage {stage.name} sharing this cache")
+            record.append(_run_or_reuse(ctx, stage, sid, base_id, dirs.get(base_name) if base_name else None))
+        dirs[stage.name] = ctx.cache.path(sid)
         prev = stage.name
     return dirs, record
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
@@ -10,15 +9,17 @@ import os
 import shutil
 import subprocess
 import sys
+import socket
 import tarfile
-import http.server
-import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+from iso.httpserve import serve_directory as iso_serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,23 +33,11 @@ class HttpServer:
         return f"http://{host}:{self.port}/{name}"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
 @contextlib.contextmanager
 def serve_directory(root: Path) -> Iterator[HttpServer]:
     """Serve ``root`` over HTTP on 127.0.0.1 (an ephemeral port) until the block ends."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield HttpServer(root, httpd.server_address[1])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with iso_serve_directory(root) as port:
+        yield HttpServer(root, port)
 
 
 @pytest.fixture
@@ -147,3 +136,46 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage
         out = base / "out"
         result = run_build(profile, out)
         yield BuiltImage(out=out, profile=profile, artifacts=artifacts, result=result)
+
+
+# ---- a real OCI registry on loopback (Debian's docker-registry) -------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+
+
+@pytest.fixture
+def oci_registry(tmp_path: Path) -> Iterator[Registry]:
+    """Debian's docker-registry serving from a temporary directory on 127.0.0.1."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.fail("docker-registry is not installed (make host-deps installs it)")
+    port = free_port()
+    cfg = tmp_path / "registry.yml"
+    cfg.write_text(yaml.safe_dump({
+        "version": 0.1, "log": {"level": "error"},
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry-data")}},
+        "http": {"addr": f"127.0.0.1:{port}"}}))
+    proc = subprocess.Popen([exe, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"docker-registry did not start: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
+        yield Registry(f"127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -8,7 +8,7 @@ import pytest
 
 from hcicore.errors import DigestMismatch
 from image.cache import StageCache, stage_id
-from image.fetch import FetchError, fetch
+from image.fetch import FetchError, fetch, session
 from image.tree import clamp_mtimes, tree_digest
 
 pytestmark = pytest.mark.unit
@@ -39,7 +39,7 @@ def test_fetch_http_error(tmp_path: Path, http_server) -> None:  # type: ignore[
 
 def test_fetch_refused_connection(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="ConnectionError"):
-        fetch("http://127.0.0.1:9/x", "0" * 64, tmp_path / "dl", timeout=2)
+        fetch("http://127.0.0.1:9/x", "0" * 64, tmp_path / "dl", sess=session(retries=1), timeout=2)
 
 
 def test_stage_id_covers_every_input() -> None:
@@ -99,3 +99,24 @@ def test_remove_tree_refuses_to_delete_through_a_mount(tmp_path: Path, monkeypat
     with pytest.raises(cache_mod.HciError, match="still mounted"):
         cache_mod.remove_tree(tmp_path / "stage2")
     assert (tmp_path / "stage2").exists()
+
+
+def test_stage_lock_serializes_builds_sharing_a_cache(tmp_path: Path) -> None:
+    import threading
+
+    cache = StageCache(tmp_path)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def other_build() -> None:
+        with cache.locked("bb") as waited:
+            order.append(f"other waited={waited}")
+
+    with cache.locked("bb") as waited:
+        assert waited is False
+        t = threading.Thread(target=other_build)
+        t.start()
+        holding.wait(0.3)  # give the other build time to block on the lock
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "other waited=True"]
