@@ -117,12 +117,19 @@ class StageCache:
         os.rename(tmp, final)
 
     def prune(self, keep: set[str], max_entries: int) -> list[str]:
-        """Remove the least recently used entries beyond ``max_entries``, never those in ``keep``."""
+        """Remove the least recently used entries beyond ``max_entries``; never one in ``keep``, nor
+        one whose lock another build holds."""
         entries = sorted((p for p in self.stages.iterdir() if p.is_dir() and (p / "stage.json").is_file()),
                          key=lambda p: p.stat().st_mtime, reverse=True)
+        room = max(max_entries - len(keep), 0)
+        others = [p for p in entries if p.name not in keep]
         removed = []
-        for p in entries[max_entries:]:
-            if p.name not in keep:
+        for p in others[room:]:
+            with open(self.stages / f"{p.name}.lock", "w") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
                 remove_tree(p)
                 removed.append(p.name)
         return removed

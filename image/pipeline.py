@@ -30,6 +30,13 @@ from .stages.squashfs import build_squashfs
 from .tree import copy_tree, tree_digest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A stage tree is about 1 GB: keep the stages of this build plus the most recently used others,
+# up to this many entries in all (HCIOS_CACHE_ENTRIES).
+DEFAULT_CACHE_ENTRIES = 20
+
+
+def cache_entries() -> int:
+    return int(os.environ.get("HCIOS_CACHE_ENTRIES", DEFAULT_CACHE_ENTRIES))
 
 
 @dataclass
@@ -164,6 +171,9 @@ def build(profile: Profile, out: Path, *, cache: StageCache, progress: Progress,
     ctx = BuildContext(profile=profile, cache=cache, progress=progress, repo_root=REPO_ROOT, epoch=epoch,
                        version=version, fetched=fetched)
     dirs, record = run_stages(ctx, plan(ctx))
+    removed = cache.prune(keep={r["id"] for r in record}, max_entries=cache_entries())
+    if removed:
+        progress.info(f"pruned {len(removed)} least recently used stage(s) from {cache.root}")
     out.mkdir(parents=True, exist_ok=True)
     result = BuildResult(out=out, version=version, stages=record)
     progress.start("outputs", detail=str(out))

@@ -19,6 +19,8 @@ REMOVE_GLOBS = [
     "var/lib/dpkg/*-old",
     "var/cache/debconf/*-old",
     "var/cache/apt/*.bin",
+    "var/cache/apt/archives/partial",  # its owner depends on the .deb cache it was synced from
+    "var/cache/apt/archives/lock",
     "var/lib/apt/lists/*",
     "var/lib/systemd/random-seed",
     "var/lib/systemd/catalog/database",

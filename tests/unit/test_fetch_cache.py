@@ -120,3 +120,17 @@ def test_stage_lock_serializes_builds_sharing_a_cache(tmp_path: Path) -> None:
         order.append("first done")
     t.join(5)
     assert order == ["first done", "other waited=True"]
+
+
+def test_prune_keeps_current_build_and_most_recent(tmp_path: Path) -> None:
+    import os
+
+    cache = StageCache(tmp_path)
+    for i, sid in enumerate(["old1", "old2", "recent", "cur1", "cur2"]):
+        with cache.building(sid, {"name": sid}):
+            pass
+        os.utime(cache.path(sid), (1000 + i, 1000 + i))
+    os.utime(cache.path("cur1"), (1, 1))  # current build's entries are kept however old
+    removed = cache.prune(keep={"cur1", "cur2"}, max_entries=3)
+    assert sorted(removed) == ["old1", "old2"]
+    assert {p.name for p in (tmp_path / "stages").iterdir() if p.is_dir()} == {"recent", "cur1", "cur2"}
