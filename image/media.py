@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+from hcicore.errors import HciError
+from iso.bootfiles import resolve_in_tree
 from iso.build import build_iso
 from iso.pxe import write_pxe
 
@@ -12,9 +14,15 @@ from .stages.base import BuildContext
 
 
 def boot_files(tree: Path) -> tuple[Path, Path]:
-    """The kernel and initrd inside the slot tree (``/boot/vmlinuz`` and ``/boot/initrd.img``)."""
-    boot = tree / "boot"
-    return (boot / "vmlinuz").resolve(), (boot / "initrd.img").resolve()
+    """The kernel and initrd inside the slot tree (``/boot/vmlinuz`` and ``/boot/initrd.img``),
+    symlinks resolved inside the tree, never on the build host."""
+    found = []
+    for rel in ("boot/vmlinuz", "boot/initrd.img"):
+        path = resolve_in_tree(tree, rel)
+        if path is None:
+            raise HciError(f"the slot tree has no /{rel} (the initramfs stage links it)")
+        found.append(path)
+    return found[0], found[1]
 
 
 def airgap_files(ctx: BuildContext, out: Path) -> Path | None:
@@ -40,7 +48,8 @@ def write_boot_media(ctx: BuildContext, dirs: dict[str, Path], out: Path) -> dic
     airgap = airgap_files(ctx, out)
     try:
         iso = build_iso(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
-                        arch=ctx.profile.arch, airgap_dir=airgap, progress=ctx.progress)
+                        arch=ctx.profile.arch, airgap_dir=airgap, progress=ctx.progress,
+                        source_date_epoch=ctx.epoch)
         pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version)
     finally:
         if airgap is not None:

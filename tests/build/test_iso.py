@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -126,13 +127,19 @@ def test_iso_has_bios_and_uefi_boot_gpt_and_the_squashfs(small_inputs, tmp_path,
 
 
 def test_iso_build_is_reproducible(small_inputs, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     kernel, initrd = extract_boot_files(small_inputs["squashfs"], tmp_path / "boot")
     digests = []
     for n in (1, 2):
+        if n == 1:
+            monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+            epoch = None
+        else:
+            time.sleep(1.1)  # a different wall-clock second must not change a byte
+            monkeypatch.delenv("SOURCE_DATE_EPOCH")
+            epoch = 1700000000
         iso = build_iso(squashfs=small_inputs["squashfs"], kernel=kernel, initrd=initrd,
                         out_dir=tmp_path / f"out{n}", version="1.0.0", arch="amd64",
-                        airgap_dir=None, progress=Progress())
+                        airgap_dir=None, progress=Progress(), source_date_epoch=epoch)
         digests.append(sha256(iso))
     assert digests[0] == digests[1]
 
@@ -166,9 +173,10 @@ def pipeline_out(request: pytest.FixtureRequest) -> Path:
     if env:
         return Path(env)
     try:
-        return Path(request.getfixturevalue("built_image"))
+        built = request.getfixturevalue("built_image")
     except pytest.FixtureLookupError:
         pytest.skip("no built image: set HCIOS_TEST_OUT to an `hci build` output directory")
+    return Path(getattr(built, "out", built))
 
 
 def test_iso_from_pipeline_squashfs(pipeline_out: Path, tmp_path) -> None:

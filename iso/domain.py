@@ -1,0 +1,137 @@
+"""libvirt domain XML for lab VMs: TCG (domain type ``qemu``), q35, SeaBIOS or OVMF.
+
+Networking is qemu user mode added through the qemu XML namespace: libvirt 9.0's
+``<interface type='user'>`` only supports ``<portForward>`` with the passt backend, which Debian
+12 does not ship by default, so the SSH forward is a plain ``hostfwd`` on ``-netdev user``.
+In user mode the guest is 10.0.2.15 and the host's loopback is reachable as 10.0.2.2.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+URI = "qemu:///system"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS.fd")
+EMULATOR = Path("/usr/bin/qemu-system-x86_64")
+
+Firmware = Literal["bios", "uefi"]
+SerialMode = Literal["file", "pty"]
+
+
+@dataclass
+class VMSpec:
+    name: str
+    serial_log: Path
+    memory_mib: int = 2048
+    vcpus: int = 2
+    firmware: Firmware = "bios"
+    nvram: Path | None = None            # per-VM copy of OVMF_VARS (uefi)
+    cdrom: Path | None = None
+    disks: list[Path] = field(default_factory=list)   # qcow2, attached as virtio vda, vdb, ...
+    disk_cache: str | None = None        # e.g. "unsafe" for throwaway disks; None = qemu default
+    kernel: Path | None = None           # direct kernel boot
+    initrd: Path | None = None
+    cmdline: str | None = None
+    ssh_port: int | None = None          # host 127.0.0.1:<port> -> guest :22
+    netboot_url: str | None = None       # iPXE (qemu's NIC ROM) boots this URL first
+    mac: str = "52:54:00:12:34:56"
+    serial_mode: SerialMode = "file"     # "pty": `virsh console` works, output still logged
+    vnc: bool = False                    # VGA on a VNC server bound to 127.0.0.1
+    boot_order: tuple[str, ...] = ("cdrom", "hd")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _os(root: ET.Element, spec: VMSpec) -> None:
+    os_el = _sub(root, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine="q35")
+    if spec.firmware == "uefi":
+        if spec.nvram is None:
+            raise ValueError("uefi needs a per-VM nvram file")
+        _sub(os_el, "loader", str(OVMF_CODE), readonly="yes", type="pflash")
+        _sub(os_el, "nvram", str(spec.nvram))
+    if spec.kernel is not None:
+        _sub(os_el, "kernel", str(spec.kernel))
+        if spec.initrd is not None:
+            _sub(os_el, "initrd", str(spec.initrd))
+        if spec.cmdline:
+            _sub(os_el, "cmdline", spec.cmdline)
+    elif spec.netboot_url is None:  # netboot: the NIC's bootindex decides
+        for dev in spec.boot_order:
+            _sub(os_el, "boot", dev=dev)
+
+
+def _serial(devices: ET.Element, spec: VMSpec) -> None:
+    if spec.serial_mode == "file":
+        # A file, not a socket: a socket nobody reads stalls the guest.
+        serial = _sub(devices, "serial", type="file")
+        _sub(serial, "source", path=str(spec.serial_log), append="off")
+    else:
+        serial = _sub(devices, "serial", type="pty")
+        _sub(serial, "log", file=str(spec.serial_log), append="off")
+    _sub(serial, "target", port="0")
+
+
+def domain_xml(spec: VMSpec) -> str:
+    ET.register_namespace("qemu", QEMU_NS)
+    root = ET.Element("domain", type="qemu")
+    _sub(root, "name", spec.name)
+    _sub(root, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(root, "vcpu", str(spec.vcpus))
+    _os(root, spec)
+    features = _sub(root, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    _sub(root, "clock", offset="utc")
+    _sub(root, "on_poweroff", "destroy")
+    _sub(root, "on_reboot", "restart")
+    _sub(root, "on_crash", "destroy")
+    devices = _sub(root, "devices")
+    _sub(devices, "emulator", str(EMULATOR))
+    if spec.cdrom is not None:
+        cd = _sub(devices, "disk", type="file", device="cdrom")
+        _sub(cd, "driver", name="qemu", type="raw")
+        _sub(cd, "source", file=str(spec.cdrom))
+        _sub(cd, "target", dev="sda", bus="sata")
+        _sub(cd, "readonly")
+    for index, disk in enumerate(spec.disks):
+        d = _sub(devices, "disk", type="file", device="disk")
+        driver = {"name": "qemu", "type": "qcow2"}
+        if spec.disk_cache:
+            driver["cache"] = spec.disk_cache
+        _sub(d, "driver", **driver)
+        _sub(d, "source", file=str(disk))
+        _sub(d, "target", dev="vd" + "abcdefghijklmnopqrstuvwxyz"[index], bus="virtio")
+    _serial(devices, spec)
+    if spec.vnc:
+        _sub(devices, "graphics", type="vnc", listen="127.0.0.1", autoport="yes")
+    # A VGA card like a server's, also without a display: grub's EFI linux loader wants a GOP
+    # mode, and tty1 exists as on real hardware.
+    video = _sub(devices, "video")
+    _sub(video, "model", type="vga")
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "backend", "/dev/urandom", model="random")
+    _sub(devices, "memballoon", model="none")
+    netdev = "user,id=hcinet0"
+    if spec.ssh_port is not None:
+        netdev += f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"
+    if spec.netboot_url is not None:
+        netdev += f",bootfile={spec.netboot_url}"  # DHCP filename: iPXE fetches it over HTTP
+    cmdline = ET.SubElement(root, f"{{{QEMU_NS}}}commandline")
+    # An explicit slot: qemu sees these args before libvirt's own devices, which take the
+    # low slots of pcie.0.
+    device = f"virtio-net-pci,netdev=hcinet0,mac={spec.mac},bus=pcie.0,addr=0x10"
+    if spec.netboot_url is not None:
+        device += ",bootindex=1"
+    for arg in ("-netdev", netdev, "-device", device):
+        ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=arg)
+    return ET.tostring(root, encoding="unicode")

@@ -1,0 +1,51 @@
+"""Serve a directory over HTTP on 127.0.0.1 in a thread: the PXE server of the lab and tests.
+
+qemu user networking maps the guest's 10.0.2.2 to the host's loopback, so a guest fetches
+``http://10.0.2.2:<port>/rootfs.squashfs`` from here without touching any real network.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Records each request path on the server instead of logging it to stderr."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.server.requests.append((self.command, self.path, int(code)))  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.requests: list[tuple[str, str, int]] = []
+
+
+class serve_directory:  # noqa: N801  (used like a function in `with`)
+    """Serve a directory over HTTP on 127.0.0.1:<free port> in a thread; ``with`` gives the port.
+
+    ``requests`` lists (method, path, status) of every request served, in order.
+    """
+
+    def __init__(self, directory: Path):
+        handler = functools.partial(_Handler, directory=str(directory))
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self.requests = self._server.requests
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        return int(self._server.server_address[1])
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -1,0 +1,75 @@
+"""Fixtures of the VM tier: the built artifacts and a VM lab per test.
+
+Where the artifacts come from (first that applies):
+  1. ``HCIOS_TEST_OUT=/path/to/out``: an existing ``hci build`` output directory
+     (rootfs.squashfs, build-manifest.json, and usually hcios-*.iso and pxe/).
+  2. the ``built_image`` fixture (tests/conftest.py), the pipeline's session build.
+Missing ISO or pxe/ are built here from rootfs.squashfs with iso.build / iso.pxe.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hcicore.progress import Progress
+from iso.bootfiles import extract_boot_files
+from iso.build import build_iso
+from iso.lab import Lab
+from iso.pxe import write_pxe
+
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    out: Path
+    squashfs: Path
+    version: str
+    arch: str
+    iso: Path
+    pxe: Path
+
+
+def _out_dir(request: pytest.FixtureRequest) -> Path:
+    env = os.environ.get("HCIOS_TEST_OUT")
+    if env:
+        return Path(env)
+    try:
+        built = request.getfixturevalue("built_image")
+    except pytest.FixtureLookupError:
+        pytest.skip("no built image: set HCIOS_TEST_OUT to an `hci build` output directory")
+    return Path(getattr(built, "out", built))
+
+
+@pytest.fixture(scope="session")
+def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    out = _out_dir(request)
+    squashfs = out / "rootfs.squashfs"
+    manifest = out / "build-manifest.json"
+    assert squashfs.is_file(), f"{squashfs} missing"
+    assert manifest.is_file(), f"{manifest} missing"
+    meta = json.loads(manifest.read_text())
+    version, arch = str(meta["version"]), str(meta["arch"])
+    isos = sorted(out.glob(f"hcios-{version}-{arch}.iso"))
+    pxe = out / "pxe"
+    if isos and (pxe / "vmlinuz").is_file():
+        return Artifacts(out, squashfs, version, arch, isos[0], pxe)
+    work = tmp_path_factory.mktemp("iso-artifacts")
+    kernel, initrd = extract_boot_files(squashfs, work / "boot")
+    iso = isos[0] if isos else build_iso(
+        squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=work, version=version,
+        arch=arch, airgap_dir=None, progress=Progress())
+    if not (pxe / "vmlinuz").is_file():
+        pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=work,
+                        version=version)
+    return Artifacts(out, squashfs, version, arch, iso, pxe)
+
+
+@pytest.fixture
+def lab():
+    """A lab whose domains and files are removed after the test, pass or fail."""
+    with Lab(prefix="hcitest") as lab:
+        yield lab
