@@ -130,6 +130,8 @@ class StageCache:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue
+                if not p.exists():  # another build sharing the cache pruned it first
+                    continue
                 remove_tree(p)
                 removed.append(p.name)
         return removed

@@ -56,4 +56,6 @@ def kickstart_cmd(config_file: str, out_file: str | None, image_bytes: int) -> N
 # ---- `hci install` (the install steps, TUI and automatic mode) is added below by the installer
 # work: define it in its own module and append it to `commands`.
 
-commands: list[click.Command] = [config_group, kickstart_cmd]
+from .install_cli import install_cmd  # noqa: E402  (hci install: installer/install.py)
+
+commands: list[click.Command] = [config_group, kickstart_cmd, install_cmd]

@@ -1,0 +1,110 @@
+"""GRUB for BIOS and UEFI on the install disk, its A/B menu and the boot state (grubenv).
+
+Both grubs keep their modules and ``grub.cfg`` on ``hci-oem`` (``/boot/grub``): the BIOS core
+image sits in ``hci-bios``, the UEFI one at ``EFI/BOOT/BOOTX64.EFI`` on ``hci-esp`` (the removable
+path, so no NVRAM entry is needed). The kernel and initramfs are read from the slot's squashfs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from hcicore.layout import Layout
+
+from hcicore.command import run
+
+from .disk import Runner
+
+GRUB_DIR = "boot/grub"  # on hci-oem
+ENV_DIR = "hcios"  # on hci-oem: grubenv and grubenv.bak
+ENV_SIZE = 1024  # grub's env block is exactly 1 KiB
+MAX_TRIES = 3
+CONSOLE_ARGS = "console=tty0 console=ttyS0,115200n8"
+HANG_ARGS = "panic=10 rd.emergency=reboot systemd.crash_reboot=yes"
+# cloud-init's NoCloud seed on hci-oem, which the hci-root dracut module mounts at /run/hci/oem.
+SEED_URL = "file:///run/hci/oem/hcios/nocloud/"
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    name: str
+    number: int
+    args: str
+
+
+def kernel_args(slot: str, *, extra: str = "") -> str:
+    """Kernel command line of an installed node booting ``slot`` (a or b)."""
+    parts = [
+        f"root=PARTLABEL=hci-root-{slot} rootfstype=squashfs ro",
+        CONSOLE_ARGS,
+        HANG_ARGS,
+        f"hci.slot={slot}",
+        # grub quoting keeps the ';' inside one kernel argument
+        f"'ds=nocloud;s={SEED_URL}'",
+        # the slots and the ESP are mounted by hcios, not guessed by systemd-gpt-auto-generator
+        "systemd.gpt_auto=0",
+        extra,
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def render_grub_cfg(layout: Layout, *, version: str, timeout: int = 3, extra_args: str = "") -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, extra=extra_args))
+             for s in ("a", "b")]
+    return env.get_template("grub.cfg.j2").render(
+        version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{ENV_DIR}",
+        oem=layout.by_label("hci-oem").number, labels=[p.label for p in layout.partitions],
+        slots=slots)
+
+
+def grubenv_block(values: dict[str, str]) -> bytes:
+    """A grub environment block: ``# GRUB Environment Block`` + ``key=value`` lines, '#'-padded
+    to exactly 1 KiB (the format of grub-editenv; grub's save_env rewrites it in place)."""
+    text = "# GRUB Environment Block\n" + "".join(f"{k}={v}\n" for k, v in values.items())
+    data = text.encode()
+    if len(data) > ENV_SIZE:
+        raise ValueError("grub environment too large")
+    return data + b"#" * (ENV_SIZE - len(data))
+
+
+def write_boot_state(oem_root: Path, *, active: str = "a") -> None:
+    """The first boot state: slot ``active`` good, no trial. Written to a temp file, fsynced and
+    renamed, in two copies (``grubenv`` and ``grubenv.bak``)."""
+    env_dir = oem_root / ENV_DIR
+    env_dir.mkdir(parents=True, exist_ok=True)
+    block = grubenv_block({"hci_active": active, "hci_try": "", "hci_tries": "0"})
+    for name in ("grubenv", "grubenv.bak"):
+        tmp = env_dir / f".{name}.tmp"
+        with tmp.open("wb") as f:
+            f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, env_dir / name)
+    dir_fd = os.open(env_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str,
+                 runner: Runner = run) -> None:
+    """Install BIOS and UEFI grub on ``disk`` with modules and ``grub.cfg`` on hci-oem."""
+    boot_dir = oem_root / "boot"
+    runner(["grub-install", "--target=i386-pc", f"--boot-directory={boot_dir}",
+            "--modules=part_gpt ext2", disk])
+    runner(["grub-install", "--target=x86_64-efi", "--removable", "--no-nvram",
+            "--no-uefi-secure-boot", f"--efi-directory={esp_root}", f"--boot-directory={boot_dir}",
+            "--modules=part_gpt ext2", disk])
+    cfg = boot_dir / "grub" / "grub.cfg"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(grub_cfg)

@@ -1,0 +1,274 @@
+"""The install disk: resolve its name, look at what is on it, refuse or clear it.
+
+Reading (``inspect_disk``) changes nothing. The only functions that write are
+``deactivate_holders`` and ``wipe_disk``, and the installer calls them only on the disk named in
+the config, after the operator (or ``install.automatic``/``--yes``) confirmed, and only when the
+disk is empty or ``install.wipe`` is true (:func:`refusal`).
+
+Every command goes through a runner with the signature of :func:`hcicore.command.run`, so tests
+feed recorded ``lsblk``/``wipefs`` output and record what would have been run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcicore.command import Result, run
+from hcicore.errors import HciError, Problem, ValidationError
+
+Runner = Callable[..., Result]
+
+# NAME must be listed: without it lsblk prints a flat list (no "children"), not the tree.
+LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,PARTLABEL,MOUNTPOINT,MODEL,RO,LOG-SEC"
+WHOLE_DISK_TYPES = ("disk", "loop")
+RAID_PREFIX = "raid"  # lsblk TYPE of md arrays: raid0, raid1, raid10, ...
+
+
+@dataclass(frozen=True)
+class BlockNode:
+    """One node of ``lsblk``'s tree: the disk, a partition, or a holder (md array, LVM volume)."""
+
+    path: str
+    type: str
+    size: int
+    fstype: str | None = None
+    pttype: str | None = None
+    partlabel: str | None = None
+    mountpoint: str | None = None
+    model: str | None = None
+    read_only: bool = False
+    sector_size: int = 512
+    children: tuple[BlockNode, ...] = ()
+
+    def walk(self) -> Iterator[BlockNode]:
+        """This node and every node below it, parents before children."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass(frozen=True)
+class Signature:
+    offset: str
+    type: str
+    usage: str = ""
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """What is on the install disk right now."""
+
+    name: str  # as given in the config (maybe /dev/disk/by-id/...)
+    node: BlockNode  # the resolved whole disk and everything on it
+    signatures: tuple[Signature, ...] = field(default_factory=tuple)
+
+    @property
+    def path(self) -> str:
+        return self.node.path
+
+    @property
+    def size(self) -> int:
+        return self.node.size
+
+    def describe(self) -> str:
+        model = f", {self.node.model.strip()}" if self.node.model else ""
+        alias = f" ({self.name})" if self.name != self.node.path else ""
+        return f"{self.node.path}{alias}, {self.node.size / 1024**3:.1f} GiB{model}"
+
+    def contents(self) -> list[str]:
+        """What makes the disk not empty, one phrase each (empty list: the disk is blank)."""
+        found = [f"{s.type} signature at offset {s.offset}" for s in self.signatures]
+        if self.node.pttype and not any(s.type in ("gpt", "PMBR", "dos") for s in self.signatures):
+            found.append(f"{self.node.pttype} partition table")
+        if self.node.fstype and not any(s.type == self.node.fstype for s in self.signatures):
+            found.append(f"{self.node.fstype} filesystem")
+        for child in self.node.walk():
+            if child is self.node:
+                continue
+            what = child.fstype or child.pttype or "no filesystem"
+            label = f" '{child.partlabel}'" if child.partlabel else ""
+            found.append(f"{child.type} {child.path}{label} ({what})")
+        return found
+
+    def mounted(self) -> list[BlockNode]:
+        return [n for n in self.node.walk() if n.mountpoint]
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if value is None or value == "":
+        return default
+    return int(value)
+
+
+def _node(raw: dict[str, Any]) -> BlockNode:
+    return BlockNode(
+        path=str(raw["path"]),
+        type=str(raw.get("type") or ""),
+        size=_int(raw.get("size")),
+        fstype=raw.get("fstype") or None,
+        pttype=raw.get("pttype") or None,
+        partlabel=raw.get("partlabel") or None,
+        mountpoint=raw.get("mountpoint") or None,
+        model=raw.get("model") or None,
+        read_only=str(raw.get("ro")).lower() in ("1", "true"),
+        sector_size=_int(raw.get("log-sec"), 512),
+        children=tuple(_node(c) for c in raw.get("children") or ()),
+    )
+
+
+def parse_lsblk(text: str) -> BlockNode:
+    """The first device of ``lsblk --json --bytes --output LSBLK_COLUMNS DEVICE`` as a tree."""
+    data = json.loads(text)
+    devices = data.get("blockdevices") or []
+    if not devices:
+        raise HciError("lsblk listed no device")
+    return _node(devices[0])
+
+
+def parse_wipefs(text: str) -> tuple[Signature, ...]:
+    """Signatures from ``wipefs --no-act --json DEVICE`` (empty output: none)."""
+    if not text.strip():
+        return ()
+    data = json.loads(text)
+    return tuple(Signature(str(s.get("offset", "")), str(s.get("type", "")), str(s.get("usage") or ""))
+                 for s in data.get("signatures") or ())
+
+
+def resolve_device(name: str, *, path: str = "install.device",
+                   is_block: Callable[[str], bool] | None = None) -> str:
+    """Follow ``/dev/disk/by-id/...``, ``by-path`` and other links to the kernel's device node.
+
+    Raises ValidationError (at ``path``) when the name is not a block device."""
+    if not name.startswith("/dev/"):
+        raise ValidationError([Problem(path, f"{name!r} is not a device path",
+                                       "use /dev/<name>, /dev/disk/by-id/... or /dev/disk/by-path/...")])
+    real = os.path.realpath(name)
+    check = is_block or _is_block_device
+    if not check(real):
+        raise ValidationError([Problem(path, f"{name} is not a block device on this machine",
+                                       "list the disks with `lsblk -d` and name one of them")])
+    return real
+
+
+def _is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def inspect_disk(name: str, *, runner: Runner = run, path: str = "install.device",
+                 is_block: Callable[[str], bool] | None = None) -> DiskInfo:
+    """Resolve ``name`` and read its partitions, holders and signatures. Writes nothing."""
+    device = resolve_device(name, path=path, is_block=is_block)
+    lsblk = runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS, device])
+    node = parse_lsblk(lsblk.stdout)
+    if node.type not in WHOLE_DISK_TYPES:
+        raise ValidationError([Problem(path, f"{name} is a {node.type or 'device'} ({node.path}), not a whole disk",
+                                       "name the whole disk, e.g. /dev/vda rather than /dev/vda1")])
+    wipefs = runner(["wipefs", "--no-act", "--json", device])
+    return DiskInfo(name=name, node=node, signatures=parse_wipefs(wipefs.stdout))
+
+
+def refusal(disk: DiskInfo, *, wipe: bool, path: str = "install.device") -> list[Problem]:
+    """Why the installer must not touch ``disk``; an empty list means it may go on.
+
+    A disk with anything on it needs ``wipe: true``. A mounted or read-only disk is refused even
+    with ``wipe: true``: it is in use (maybe the live medium itself)."""
+    problems: list[Problem] = []
+    mounted = disk.mounted()
+    if mounted:
+        where = ", ".join(f"{n.path} on {n.mountpoint}" for n in mounted)
+        problems.append(Problem(path, f"{disk.describe()} is in use: {where}",
+                                "unmount it, or choose another disk"))
+    if disk.node.read_only:
+        problems.append(Problem(path, f"{disk.describe()} is read-only", "choose a writable disk"))
+    found = disk.contents()
+    if found and not wipe:
+        problems.append(Problem(path, f"{disk.describe()} is not empty: {'; '.join(found)}",
+                                "set install.wipe: true to erase it, or choose an empty disk"))
+    return problems
+
+
+def holders(disk: DiskInfo) -> tuple[list[str], list[str]]:
+    """(LVM physical volumes, md arrays) on ``disk``; arrays deepest first."""
+    pvs = [n.path for n in disk.node.walk() if n.fstype == "LVM2_member"]
+    arrays: list[str] = []
+    for n in disk.node.walk():
+        if n.type.startswith(RAID_PREFIX) and n.path not in arrays:
+            arrays.append(n.path)
+    return pvs, list(reversed(arrays))
+
+
+def deactivate_holders(disk: DiskInfo, *, runner: Runner = run) -> list[str]:
+    """Deactivate LVM volume groups and stop md arrays built on ``disk``. Returns what was done."""
+    done: list[str] = []
+    pvs, arrays = holders(disk)
+    groups: list[str] = []
+    for pv in pvs:
+        out = runner(["pvs", "--noheadings", "--options", "vg_name", pv], check=False)
+        vg = out.stdout.strip()
+        if out.returncode == 0 and vg and vg not in groups:
+            groups.append(vg)
+    for vg in groups:
+        runner(["vgchange", "--activate", "n", vg])
+        done.append(f"deactivated LVM volume group {vg}")
+    for md in arrays:
+        runner(["mdadm", "--stop", md])
+        done.append(f"stopped md array {md}")
+    return done
+
+
+def wipe_disk(disk: DiskInfo, *, runner: Runner = run) -> None:
+    """Erase every signature on the disk's partitions, then on the disk itself."""
+    for node in disk.node.children:
+        if node.type == "part":
+            runner(["wipefs", "--all", node.path])
+    runner(["wipefs", "--all", disk.path])
+
+
+def _partition_names(disk_path: str, sys_block: Path) -> dict[int, str]:
+    """Partition number -> kernel name, from sysfs (no udev involved)."""
+    disk = Path(disk_path).name
+    found: dict[int, str] = {}
+    for entry in sys_block.glob(f"{disk}*"):
+        number = entry / "partition"
+        if entry.name != disk and number.is_file() and (entry / "..").resolve().name == disk:
+            found[int(number.read_text().strip())] = entry.name
+    return found
+
+
+def partition_paths(disk_path: str, numbers: dict[str, int], *, runner: Runner = run,
+                    sys_block: Path = Path("/sys/class/block"), dev_dir: Path = Path("/dev"),
+                    timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
+    """Partition label -> device node after partitioning, for the labels and numbers of the layout.
+
+    Waits (bounded) for the kernel's partition devices, then checks each one's GPT name with a
+    low-level ``blkid`` probe, so a stale or foreign table is never taken for ours."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = _partition_names(disk_path, sys_block)
+        paths = {label: dev_dir / names[n] for label, n in numbers.items() if n in names}
+        if len(paths) == len(numbers) and all(p.exists() for p in paths.values()):
+            break
+        if time.monotonic() >= deadline:
+            missing = [label for label in numbers if label not in paths or not paths[label].exists()]
+            raise HciError(f"after partitioning {disk_path}, no device node for {', '.join(missing)} "
+                           f"within {timeout:.0f}s; the kernel did not re-read the partition table")
+        sleep(0.5)
+    for label, path in paths.items():
+        got = runner(["blkid", "--probe", "--output", "value", "--match-tag", "PART_ENTRY_NAME",
+                      str(path)]).stdout.strip()
+        if got != label:
+            raise HciError(f"partition {path} is named {got!r}, expected {label!r}: the new table was not read")
+    return {label: str(path) for label, path in paths.items()}
+
+
+def block_size(device: str, *, runner: Runner = run) -> int:
+    return int(runner(["blockdev", "--getsize64", device]).stdout.strip())

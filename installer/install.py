@@ -1,0 +1,277 @@
+"""Put hcios on a disk: the steps behind ``hci install``.
+
+Order (nothing is written before step 4):
+  1. the config is already validated (``hcicore.config.load_config``: exit 2 on any problem);
+  2. preflight (:mod:`installer.preflight`): warnings, or a hard stop in automatic mode unless
+     ``install.skip_checks``;
+  3. the disk is resolved and read (``lsblk``, ``wipefs --no-act``); a disk with partitions or
+     signatures is refused unless ``install.wipe`` - it is not touched at all - and the layout is
+     planned (a too-small disk is refused here, saying by how much);
+  4. confirmation: ``install.automatic`` or ``--yes``, else the operator's answer;
+  5. the destructive steps: take down LVM/MD holders and wipe, GPT, filesystems, slot A
+     (written with ``dd``, read back past the page cache and compared by sha256), grub for BIOS and
+     UEFI with the A/B menu and boot state, node config and NoCloud seed, install log.
+A failure stops at the failing step with the reason on screen and in the log; the power action
+runs only after every step succeeded, so a half install is never booted.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcicore.command import run
+from hcicore.config import NodeConfig, config_dict
+from hcicore.errors import CommandError, DigestMismatch, HciError, Problem, ValidationError
+from hcicore.layout import LABELS, Layout, plan_layout, sgdisk_argv
+from hcicore.progress import Progress
+
+from . import bootloader, oem, webhooks
+from .disk import DiskInfo, Runner, deactivate_holders, inspect_disk, partition_paths, refusal, wipe_disk
+from .source import ImageSource, sha256_of
+from .steps import Step, install_log, mounted, run_steps
+
+log = logging.getLogger("hcios.installer")
+
+WORK_DIR = Path("/run/hci-install")
+VERSION_FILE = Path("/etc/hcios/version")
+DD_BLOCK = "4M"
+
+Confirm = Callable[[str], bool]
+Preflight = Callable[[NodeConfig, int], list[str]]  # returns warnings; raises ValidationError to stop
+
+
+@dataclass
+class InstallContext:
+    """Everything the install needs besides the config; tests replace the runner and preflight."""
+
+    image: ImageSource
+    progress: Progress
+    confirm: Confirm
+    preflight: Preflight
+    runner: Runner = run
+    assume_yes: bool = False
+    work_dir: Path = WORK_DIR
+    is_block: Callable[[str], bool] | None = None
+    version: str = ""
+    notify: Callable[..., str | None] = webhooks.notify
+    sys_block: Path = Path("/sys/class/block")
+    dev_dir: Path = Path("/dev")
+
+
+@dataclass
+class InstallResult:
+    device: str
+    layout: Layout
+    image_sha256: str
+    seconds: float
+    steps: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def os_version(path: Path = VERSION_FILE) -> str:
+    try:
+        return path.read_text().split()[0]
+    except (FileNotFoundError, IndexError):
+        return "unknown"
+
+
+def default_preflight(cfg: NodeConfig, image_bytes: int) -> list[str]:
+    """helper-3's preflight checks on this machine; raises ValidationError to stop an automatic
+    install (unless ``install.skip_checks``); returns the other failed checks as warnings."""
+    from .hostinfo import discover  # noqa: PLC0415  (reads the machine)
+    from .preflight import enforce, run_checks  # noqa: PLC0415
+
+    checks = run_checks(config_dict(cfg), discover(), image_bytes=image_bytes)
+    left = enforce(checks, automatic=cfg.install.automatic, skip_checks=cfg.install.skip_checks)
+    return [str(c) for c in left]
+
+
+def confirm_text(disk: DiskInfo, cfg: NodeConfig) -> str:
+    found = disk.contents()
+    what = f"everything on it will be erased ({'; '.join(found)})" if found else "it is empty"
+    return (f"Install hcios on {disk.describe()} for node {cfg.node.hostname!r} "
+            f"({cfg.install.mode}, {cfg.install.role}): {what}. Continue?")
+
+
+class Install:
+    """One install run: plan (read only), confirm, then the destructive steps."""
+
+    def __init__(self, cfg: NodeConfig, ctx: InstallContext):
+        if not cfg.install.device:
+            raise ValidationError([Problem("install.device", "no install disk given",
+                                           "set install.device, e.g. /dev/vda or /dev/disk/by-id/...")])
+        self.cfg = cfg
+        self.ctx = ctx
+        self.run = ctx.runner
+        self.disk: DiskInfo | None = None
+        self.layout: Layout | None = None
+        self.parts: dict[str, str] = {}
+        self.oem_formatted = False
+        self.digest = ctx.image.sha256 or ""
+        self.warnings: list[str] = []
+        self.log_file = ctx.work_dir / "install.log"
+        self.oem_root = ctx.work_dir / "oem"
+        self.esp_root = ctx.work_dir / "esp"
+
+    # -- read-only planning ------------------------------------------------------------------
+    def _preflight(self) -> None:
+        for warning in self.ctx.preflight(self.cfg, self.ctx.image.size):
+            self.warnings.append(warning)
+            log.warning("preflight: %s", warning)
+            self.ctx.progress.warning(warning)
+
+    def _inspect(self) -> None:
+        disk = inspect_disk(self.cfg.install.device or "", runner=self.run, is_block=self.ctx.is_block)
+        problems = refusal(disk, wipe=self.cfg.install.wipe)
+        if problems:
+            raise ValidationError(problems)
+        self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)
+        self.disk = disk
+
+    def _confirm(self) -> None:
+        assert self.disk is not None
+        if self.cfg.install.automatic or self.ctx.assume_yes:
+            log.info("confirmed by %s", "install.automatic" if self.cfg.install.automatic else "--yes")
+            return
+        if not self.ctx.confirm(confirm_text(self.disk, self.cfg)):
+            raise HciError(f"install cancelled; nothing was written to {self.disk.path}")
+        log.info("confirmed by the operator")
+
+    # -- destructive steps ---------------------------------------------------------------------
+    def _clear(self) -> None:
+        assert self.disk is not None
+        for line in deactivate_holders(self.disk, runner=self.run):
+            log.info("%s", line)
+            self.ctx.progress.info(line)
+        wipe_disk(self.disk, runner=self.run)
+
+    def _partition(self) -> None:
+        assert self.disk is not None and self.layout is not None
+        self.run(sgdisk_argv(self.layout, self.disk.path, sector_size=self.disk.node.sector_size))
+        try:
+            self.run(["partprobe", self.disk.path])
+        except CommandError as exc:
+            if exc.returncode != 127:
+                raise
+            self.run(["blockdev", "--rereadpt", self.disk.path])
+        self.run(["udevadm", "settle", "--timeout=30"], check=False)
+        numbers = {p.label: p.number for p in self.layout.partitions}
+        self.parts = partition_paths(self.disk.path, numbers, runner=self.run, sys_block=self.ctx.sys_block,
+                                     dev_dir=self.ctx.dev_dir)
+
+    def _filesystems(self) -> None:
+        self.run(["mkfs.vfat", "-n", "HCI-ESP", self.parts["hci-esp"]])
+        self.run(["mkfs.ext4", "-q", "-F", "-L", "hci-oem", self.parts["hci-oem"]])
+        self.oem_formatted = True
+        self.run(["mkfs.ext4", "-q", "-F", "-L", "hci-persistent", self.parts["hci-persistent"]])
+
+    def _digest_source(self) -> None:
+        self.digest = sha256_of(self.ctx.image.path, self.ctx.image.size)
+
+    def _write_slot(self) -> None:
+        target = self.parts["hci-root-a"]
+        image = self.ctx.image
+        self.run(["dd", f"if={image.path}", f"of={target}", f"bs={DD_BLOCK}", f"count={image.size}",
+                  "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none"])
+        self.run(["blockdev", "--flushbufs", target])
+        got = sha256_of(target, image.size, direct=True)
+        if got != self.digest:
+            raise DigestMismatch(f"slot hci-root-a ({target}) reads back sha256 {got}, the image "
+                                 f"{image.path} has {self.digest}: the disk did not keep the bytes")
+        log.info("slot A verified: sha256 %s", got)
+        self.ctx.progress.info(f"slot A verified: sha256 {got}")
+
+    def _bootloader(self) -> None:
+        assert self.disk is not None and self.layout is not None
+        cfg_text = bootloader.render_grub_cfg(self.layout, version=self.ctx.version)
+        bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
+                                grub_cfg=cfg_text, runner=self.run)
+        bootloader.write_boot_state(self.oem_root, active="a")
+
+    def _node_config(self) -> None:
+        assert self.disk is not None and self.layout is not None
+        oem.write_node_config(self.oem_root, self.cfg)
+        oem.write_install_info(self.oem_root, {
+            "version": self.ctx.version, "slot_a_sha256": self.digest, "image_bytes": self.ctx.image.size,
+            "slot_bytes": self.layout.slot_bytes, "device": self.disk.path,
+            "installed_at": int(time.time()),
+        })
+
+    # -- the whole run -----------------------------------------------------------------------
+    def execute(self) -> InstallResult:
+        started = time.monotonic()
+        progress = self.ctx.progress
+        with install_log(self.log_file):
+            log.info("hcios %s install on %s (host %s)", self.ctx.version, self.cfg.install.device,
+                     self.cfg.node.hostname)
+            run_steps([Step("preflight", self._preflight),
+                       Step("inspect disk", self._inspect, detail=self.cfg.install.device or "")], progress)
+            self._confirm()
+            self._notify("started")
+            names: list[str] = []
+            try:
+                with ExitStack() as stack:
+                    steps = self._destructive_steps(stack)
+                    names = [s.name for s in steps]
+                    run_steps(steps, progress)
+                    seconds = time.monotonic() - started
+                    log.info("install finished in %.1fs", seconds)
+                    oem.keep_log(self.oem_root, self.log_file)
+                self.run(["sync"])
+            except HciError as exc:
+                log.error("install failed: %s", exc)
+                self._keep_log_after_failure()
+                self._notify("failed", error=str(exc).splitlines()[0])
+                raise
+        assert self.disk is not None and self.layout is not None
+        self._notify("succeeded", seconds=round(seconds, 1))
+        return InstallResult(self.disk.path, self.layout, self.digest, seconds, names, self.warnings)
+
+    def _destructive_steps(self, stack: ExitStack) -> list[Step]:
+        steps = [
+            Step("clear disk", self._clear, destructive=True),
+            Step("partition", self._partition, detail="GPT: " + ", ".join(LABELS), destructive=True),
+            Step("filesystems", self._filesystems, destructive=True),
+        ]
+        if not self.digest:
+            steps.append(Step("image digest", self._digest_source, detail=str(self.ctx.image.path)))
+        steps += [
+            Step("write slot A", self._write_slot, detail=f"{self.ctx.image.size} bytes", destructive=True),
+            Step("mount", lambda: self._mount(stack), destructive=True),
+            Step("bootloader", self._bootloader, detail="grub BIOS + UEFI, A/B", destructive=True),
+            Step("node config", self._node_config, detail="config, NoCloud seed", destructive=True),
+        ]
+        return steps
+
+    def _mount(self, stack: ExitStack) -> None:
+        stack.enter_context(mounted(self.parts["hci-oem"], self.oem_root, fstype="ext4", runner=self.run))
+        stack.enter_context(mounted(self.parts["hci-esp"], self.esp_root, fstype="vfat", runner=self.run))
+
+    def _keep_log_after_failure(self) -> None:
+        """Leave the log of a failed install on hci-oem when that filesystem exists."""
+        device = self.parts.get("hci-oem")
+        if not device or not self.oem_formatted:
+            return
+        try:
+            with mounted(device, self.oem_root, fstype="ext4", runner=self.run):
+                oem.keep_log(self.oem_root, self.log_file)
+        except (HciError, OSError) as exc:
+            log.error("could not keep the install log on %s: %s", device, exc)
+
+    def _notify(self, event: str, **fields: object) -> None:
+        warning = self.ctx.notify(self.cfg, event, version=self.ctx.version, **fields)
+        if warning:
+            self.warnings.append(warning)
+            self.ctx.progress.warning(warning)
+
+
+def power_action(cfg: NodeConfig, *, runner: Runner = run) -> None:
+    """Reboot or power off after a finished install (``install.power_action``)."""
+    verb = "poweroff" if cfg.install.power_action == "poweroff" else "reboot"
+    os.sync()
+    runner(["systemctl", "--no-block", verb])

@@ -1,0 +1,77 @@
+"""``hci install``: interactive without a config, from a file or URL with ``--config``, or
+automatic from the kernel command line with ``--auto`` (the live system's hci-autoinstall.service).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hcicore.config import NodeConfig
+from hcicore.errors import HciError, ValidationError
+from hcicore.progress import Progress
+
+from . import auto
+from .install import WORK_DIR, Install, InstallContext, default_preflight, os_version, power_action
+from .source import find_image
+
+
+def _confirm(text: str) -> bool:
+    return click.confirm(text, default=False, err=True)
+
+
+def _load(config_src: str | None, auto_mode: bool, cmdline_file: Path, progress: Progress) -> NodeConfig:
+    def on_retry(attempt: int, error: str, delay: float) -> None:
+        progress.warning(f"config URL: attempt {attempt} failed ({error}); retrying in {delay:.0f}s")
+
+    if auto_mode:
+        return auto.config_from_cmdline(cmdline_file.read_text(), on_retry=on_retry)
+    if config_src is not None:
+        return auto.config_from_source(config_src, on_retry=on_retry)
+    from .interactive import run_interactive  # noqa: PLC0415  (TUI only when asked for)
+
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    path = run_interactive(out_path=WORK_DIR / "config.yaml")
+    return auto.config_from_source(str(path))
+
+
+@click.command("install")
+@click.option("--config", "config_src", metavar="FILE|URL",
+              help="Node config file or http(s) URL; without it the installer asks (TUI or line mode).")
+@click.option("--auto", "auto_mode", is_flag=True,
+              help="Automatic mode: the config comes from the kernel command line "
+                   "(hci.install.config_url= and hci.* keys).")
+@click.option("--json", "as_json", is_flag=True, help="Progress as JSON lines on stdout.")
+@click.option("--yes", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--image", "image", type=click.Path(path_type=Path, dir_okay=False),
+              help="Slot image to write (default: the live medium's squashfs).")
+@click.option("--no-power-action", is_flag=True, help="Stay up after the install (no reboot/poweroff).")
+@click.option("--cmdline-file", type=click.Path(path_type=Path, dir_okay=False), default="/proc/cmdline",
+              show_default=True, hidden=True)
+def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_yes: bool,
+                image: Path | None, no_power_action: bool, cmdline_file: Path) -> None:
+    """Install hcios on the disk named by install.device (erases it; asks first unless automatic)."""
+    progress = Progress(as_json=as_json)
+    try:
+        cfg = _load(config_src, auto_mode, cmdline_file, progress)
+        ctx = InstallContext(image=find_image(image), progress=progress, confirm=_confirm,
+                             preflight=default_preflight, assume_yes=assume_yes, version=os_version())
+        result = Install(cfg, ctx).execute()
+    except HciError as exc:
+        if auto_mode:
+            reason = "; ".join(str(p) for p in exc.problems) if isinstance(exc, ValidationError) else str(exc)
+            auto.announce(auto.failure_marker(reason))
+            auto.announce("hcios: the automatic install stopped; nothing reboots. "
+                          "Fix the config (or the disk) and boot the installer again.")
+        raise
+    progress.info(f"installed hcios {ctx.version} on {result.device} in {result.seconds:.0f}s",
+                  device=result.device, seconds=round(result.seconds, 1), sha256=result.image_sha256)
+    if auto_mode:
+        auto.announce(f"{auto.OK_MARKER} device={result.device} seconds={result.seconds:.0f}")
+    else:
+        click.echo(f"{auto.OK_MARKER} device={result.device}", err=as_json)
+    if no_power_action:
+        return
+    sys.stdout.flush()
+    power_action(cfg)

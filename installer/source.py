@@ -1,0 +1,124 @@
+"""The slot image the installer writes: where it is on the live system and its sha256.
+
+Looked for in this order (first that exists):
+  1. a path given with ``hci install --image``;
+  2. the live medium's ``/run/initramfs/live/LiveOS/squashfs.img`` (ISO or USB stick; dracut's
+     dmsquash-live mounts the medium at /run/initramfs/live), with the digest from the
+     ``squashfs.img.sha256`` file next to it;
+  3. the loop device that backs the live root (``/run/rootfsbase``; PXE boots, where livenet
+     downloaded the squashfs into the initramfs).
+Without a digest file the digest is computed from the source before writing, so the read-back
+after the write still proves the slot holds the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hcicore.errors import HciError
+
+LIVE_IMAGE = Path("/run/initramfs/live/LiveOS/squashfs.img")
+LIVE_ROOT = "/run/rootfsbase"
+CHUNK = 4 * 1024 * 1024
+SQUASHFS_MAGIC = b"hsqs"
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    path: Path
+    size: int
+    sha256: str | None  # None: compute it before writing
+
+
+def _read_digest_file(path: Path) -> str | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    word = text.split()[0] if text.split() else ""
+    if len(word) != 64 or any(c not in "0123456789abcdef" for c in word.lower()):
+        raise HciError(f"{path} does not hold a sha256 (got {text[:80]!r})")
+    return word.lower()
+
+
+def _size(path: Path) -> int:
+    with path.open("rb") as f:
+        return f.seek(0, os.SEEK_END)
+
+
+def _loop_of_live_root(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path | None:
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) > 4 and fields[4] == LIVE_ROOT:
+            source = right.split()[1] if len(right.split()) > 1 else ""
+            if source.startswith("/dev/"):
+                return Path(source)
+    return None
+
+
+def squashfs_bytes(path: Path) -> int:
+    """Bytes used by the squashfs at ``path`` (from its superblock), padded to 4 KiB like
+    mksquashfs pads its output; a loop device can be longer than the image it holds."""
+    with path.open("rb") as f:
+        sb = f.read(96)
+    if sb[:4] != SQUASHFS_MAGIC:
+        raise HciError(f"{path} is not a squashfs image (magic {sb[:4]!r})")
+    used = int.from_bytes(sb[40:48], "little")
+    return -(-used // 4096) * 4096
+
+
+def find_image(given: Path | None = None) -> ImageSource:
+    """The slot image to install; raises HciError saying where it looked."""
+    if given is not None:
+        if not given.exists():
+            raise HciError(f"image {given} does not exist")
+        return ImageSource(given, _size(given), _read_digest_file(given.with_name(given.name + ".sha256")))
+    if LIVE_IMAGE.exists():
+        return ImageSource(LIVE_IMAGE, _size(LIVE_IMAGE),
+                           _read_digest_file(LIVE_IMAGE.with_name(LIVE_IMAGE.name + ".sha256")))
+    loop = _loop_of_live_root()
+    if loop is not None:
+        return ImageSource(loop, squashfs_bytes(loop), None)
+    raise HciError(f"no slot image: not at {LIVE_IMAGE} and nothing mounted on {LIVE_ROOT}; "
+                   "run the installer on the live system, or pass --image PATH")
+
+
+def sha256_of(path: Path | str, length: int, *, direct: bool = False) -> str:
+    """sha256 of the first ``length`` bytes of ``path``.
+
+    ``direct`` reads with O_DIRECT (past the page cache) when the file allows it, so a read-back
+    sees what is on the disk, not what is still in memory."""
+    h = hashlib.sha256()
+    flags = os.O_RDONLY
+    if direct:
+        flags |= os.O_DIRECT
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not direct:
+            raise
+        if exc.errno != 22:  # EINVAL: the filesystem does not do O_DIRECT (tmpfs)
+            raise
+        fd = os.open(path, os.O_RDONLY)
+    buf = mmap.mmap(-1, CHUNK)  # page aligned, as O_DIRECT needs
+    try:
+        left = length
+        while left > 0:
+            n = os.readv(fd, [buf])
+            if n <= 0:
+                raise HciError(f"{path}: ended after {length - left} of {length} bytes")
+            take = min(n, left)
+            h.update(buf[:take])
+            left -= take
+    finally:
+        buf.close()
+        os.close(fd)
+    return h.hexdigest()

@@ -1,0 +1,119 @@
+"""Ordered install steps with progress, and the mounts they use.
+
+A step is a name and a function. :func:`run_steps` runs them in order, reports each through
+:class:`hcicore.progress.Progress` (``--json`` gives one JSON line per event) and stops at the
+first failure, reporting the step that failed and re-raising its error: nothing after it runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hcicore.command import run
+from hcicore.errors import HciError
+from hcicore.progress import Progress
+
+from .disk import Runner
+
+log = logging.getLogger("hcios.installer")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    action: Callable[[], Any]
+    detail: str = ""
+    destructive: bool = False  # writes to the install disk
+
+
+def run_steps(steps: Sequence[Step], progress: Progress) -> None:
+    for step in steps:
+        log.info("step %s: start %s", step.name, step.detail)
+        progress.start(step.name, detail=step.detail)
+        try:
+            step.action()
+        except HciError as exc:
+            log.error("step %s failed: %s", step.name, exc)
+            progress.failed(step.name, str(exc))
+            raise
+        except OSError as exc:
+            log.error("step %s failed: %s", step.name, exc)
+            progress.failed(step.name, f"{type(exc).__name__}: {exc}")
+            raise HciError(f"{step.name}: {exc}") from exc
+        log.info("step %s: done", step.name)
+        progress.done(step.name)
+
+
+@contextmanager
+def mounted(device: str, mountpoint: Path, *, fstype: str | None = None, options: str | None = None,
+            runner: Runner = run) -> Iterator[Path]:
+    """Mount ``device`` on ``mountpoint`` for the ``with`` block; unmount it afterwards.
+
+    When the block raised and the unmount fails too, the unmount failure is logged and the
+    block's error is the one that propagates."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    argv = ["mount"]
+    if fstype:
+        argv += ["-t", fstype]
+    if options:
+        argv += ["-o", options]
+    runner([*argv, device, str(mountpoint)])
+    try:
+        yield mountpoint
+    except BaseException:
+        try:
+            runner(["umount", str(mountpoint)])
+        except HciError as exc:
+            log.error("could not unmount %s after a failure: %s", mountpoint, exc)
+        raise
+    runner(["umount", str(mountpoint)])
+
+
+@contextmanager
+def install_log(path: Path) -> Iterator[Path]:
+    """Send the ``hcios`` loggers (commands run, progress, warnings) to ``path`` for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("hcios")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    # INFO lines go to the log file only; the console gets the progress lines.
+    logger.propagate = False
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def write_console(line: str, devices: Sequence[str]) -> list[str]:
+    """Write one line to each console device that can be opened; returns those written.
+
+    Non-blocking, so a serial line held by flow control cannot stall the installer; a console
+    that cannot be written is reported on stderr, never fatal."""
+    written: list[str] = []
+    data = (line.rstrip("\n") + "\r\n").encode()
+    for dev in devices:
+        try:
+            fd = os.open(dev, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            print(f"hci install: cannot open {dev}: {exc.strerror}", file=sys.stderr)
+            continue
+        try:
+            os.write(fd, data)
+            written.append(dev)
+        except OSError as exc:
+            print(f"hci install: cannot write to {dev}: {exc.strerror}", file=sys.stderr)
+        finally:
+            os.close(fd)
+    return written

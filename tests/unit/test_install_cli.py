@@ -1,0 +1,41 @@
+"""`hci install` front end: bad input exits 2 before anything is looked at; no image exits 1."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hcicore.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+def test_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("install:\n  device: /dev/vda\n  power_action: explode\nnode:\n  hostname: Not_Valid\n")
+    result = CliRunner().invoke(main, ["install", "--config", str(cfg), "--yes", "--no-power-action"])
+    assert result.exit_code == 2
+    assert "error: install.power_action:" in result.output and "error: node.hostname:" in result.output
+
+
+def test_missing_image_is_a_clear_failure(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("install:\n  device: /dev/vda\nnode:\n  hostname: n1\n  password_hash: "
+                   "\"$6$s$Qec6ivgWo6OAkJqL7FWGjqYP3eYgVBjnN3zBjO6ckA8TXaqsndi62pcOgFWZxbVy1DLi5y46kHrtx8k6S62Ww.\"\n")
+    result = CliRunner().invoke(main, ["install", "--config", str(cfg), "--image", str(tmp_path / "none.squashfs"),
+                                       "--yes", "--no-power-action"])
+    assert result.exit_code == 1
+    assert "none.squashfs does not exist" in result.output
+
+
+def test_auto_mode_failure_prints_the_failed_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import installer.auto as auto
+
+    lines: list[str] = []
+    monkeypatch.setattr(auto, "announce", lambda line, devices=None: lines.append(line))
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("rd.live.image hci.install.automatic=true hci.node.hostname=Bad_Name\n")
+    result = CliRunner().invoke(main, ["install", "--auto", "--cmdline-file", str(cmdline), "--no-power-action"])
+    assert result.exit_code == 2
+    assert lines[0].startswith("HCIOS-INSTALL-FAILED: error: node.hostname:")

@@ -1,0 +1,212 @@
+"""Install step order and safety, with a recording runner standing in for the disk tools.
+
+The runner answers lsblk/wipefs like the real tools; after ``sgdisk`` its lsblk lists six
+partitions that are plain files in tmp_path, and ``dd`` really copies, so the slot write is
+read back and checked by the real code.
+"""
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hcicore.command import Result
+from hcicore.config import load_config
+from hcicore.errors import DigestMismatch, HciError, Problem, ValidationError
+from hcicore.layout import LABELS, OEM_NODE_CONFIG, OEM_SEED_DIR
+from hcicore.progress import Progress
+from installer.install import Install, InstallContext
+from installer.source import ImageSource, sha256_of
+
+from .install_fakes import FakeRunner, lsblk_json, part, wipefs_json
+
+pytestmark = pytest.mark.unit
+
+GiB = 1024**3
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFJtzD8hnUz8S5ntZyq3kQ3h3rTuL7WkPzQ6sE1fWq2b ops@example.com"
+HASH = "$6$hcisalt$Qec6ivgWo6OAkJqL7FWGjqYP3eYgVBjnN3zBjO6ckA8TXaqsndi62pcOgFWZxbVy1DLi5y46kHrtx8k6S62Ww."
+
+
+def config(**install: Any):
+    return load_config({
+        "install": {"device": "/dev/vda", "automatic": False, **install},
+        "node": {"hostname": "node1", "password_hash": HASH, "ssh_authorized_keys": [KEY]},
+        "cluster": {"token": "secret-token-1234"},
+    }, source="test")
+
+
+class SimRunner(FakeRunner):
+    def __init__(self, tmp: Path, *, lsblk: str | None = None, wipefs: str = "", corrupt: bool = False):
+        super().__init__(lsblk or lsblk_json(size=40 * GiB), wipefs)
+        self.tmp = tmp
+        self.corrupt = corrupt
+        self.parts = {label: tmp / f"vda{n}" for n, label in enumerate(LABELS, start=1)}
+
+    def __call__(self, argv: list[str], check: bool = True, **kw: Any) -> Result:
+        argv = [str(a) for a in argv]
+        if argv[0] == "sgdisk":
+            sysdev = self.tmp / "sysdevices" / "vda"
+            (self.tmp / "sys").mkdir(exist_ok=True)
+            for n, (label, path) in enumerate(self.parts.items(), start=1):
+                path.write_bytes(b"")
+                (sysdev / path.name).mkdir(parents=True, exist_ok=True)
+                (sysdev / path.name / "partition").write_text(f"{n}\n")
+                if not (self.tmp / "sys" / path.name).is_symlink():
+                    (self.tmp / "sys" / path.name).symlink_to(sysdev / path.name)
+            self.lsblk = lsblk_json(size=40 * GiB, pttype="gpt", children=[
+                part(str(p), label=label) for label, p in self.parts.items()])
+        if argv[0] == "dd":
+            src = Path(argv[1].removeprefix("if="))
+            dst = Path(argv[2].removeprefix("of="))
+            data = src.read_bytes()
+            if self.corrupt:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            dst.write_bytes(data)
+        if argv[0] == "blkid":
+            self.calls.append(argv)
+            label = next(lb for lb, p in self.parts.items() if str(p) == argv[-1])
+            return Result(argv, 0, label + "\n", "")
+        return super().__call__(argv, check=check, **kw)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> ImageSource:
+    path = tmp_path / "rootfs.squashfs"
+    path.write_bytes(b"hsqs" + bytes(range(256)) * 64)
+    return ImageSource(path, path.stat().st_size, None)
+
+
+def make(tmp_path: Path, cfg, image: ImageSource, runner, *, confirm: bool = True,
+         preflight=lambda cfg, size: [], **kw: Any):
+    asked: list[str] = []
+    out = io.StringIO()
+
+    def _confirm(text: str) -> bool:
+        asked.append(text)
+        return confirm
+
+    ctx = InstallContext(image=image, progress=Progress(as_json=True, stream=out), confirm=_confirm,
+                         preflight=preflight, runner=runner, work_dir=tmp_path / "work",
+                         is_block=lambda p: True, version="9.9.9",
+                         sys_block=tmp_path / "sys", dev_dir=tmp_path, notify=lambda *a, **k: None, **kw)
+    return Install(cfg, ctx), asked, out
+
+
+def events(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_full_install_runs_steps_in_order_and_fills_oem(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    inst, asked, out = make(tmp_path, config(), image, runner)
+    result = inst.execute()
+    assert len(asked) == 1 and "/dev/vda" in asked[0] and "it is empty" in asked[0]
+    cmds = runner.commands()
+    order = [next(i for i, c in enumerate(cmds) if c.startswith(p)) for p in
+             ("lsblk", "wipefs --no-act", "wipefs --all /dev/vda", "sgdisk --clear", "partprobe /dev/vda",
+              "mkfs.vfat", "mkfs.ext4 -q -F -L hci-oem", "dd ", "mount -t ext4", "grub-install --target=i386-pc",
+              "grub-install --target=x86_64-efi", "umount")]
+    assert order == sorted(order)
+    # the slot holds the image, checked by reading it back
+    assert result.image_sha256 == sha256_of(image.path, image.size)
+    assert runner.parts["hci-root-a"].read_bytes() == image.path.read_bytes()
+    oem = tmp_path / "work" / "oem"
+    cfg_file = oem / OEM_NODE_CONFIG
+    assert stat.S_IMODE(cfg_file.stat().st_mode) == 0o600
+    assert "hostname: node1" in cfg_file.read_text()
+    assert sorted(p.name for p in (oem / OEM_SEED_DIR).iterdir()) == ["meta-data", "network-config", "user-data"]
+    assert (oem / "boot/grub/grub.cfg").read_text().count("menuentry") == 2
+    assert (oem / "hcios/grubenv").stat().st_size == 1024
+    log_text = (oem / "hcios/install.log").read_text()
+    assert "sgdisk --clear" in log_text and "secret-token-1234" not in log_text and HASH not in log_text
+    steps = [e["name"] for e in events(out) if e.get("status") == "done"]
+    assert steps == ["preflight", "inspect disk", "clear disk", "partition", "filesystems", "image digest",
+                     "write slot A", "mount", "bootloader", "node config"]
+
+
+def test_operator_saying_no_writes_nothing(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    inst, asked, _ = make(tmp_path, config(), image, runner, confirm=False)
+    with pytest.raises(HciError, match="cancelled; nothing was written"):
+        inst.execute()
+    assert asked and runner.destructive() == []
+
+
+def test_automatic_or_yes_skips_the_question(tmp_path: Path, image: ImageSource) -> None:
+    for cfg, yes in ((config(automatic=True), False), (config(), True)):
+        runner = SimRunner(tmp_path)
+        inst, asked, _ = make(tmp_path, cfg, image, runner, confirm=False, assume_yes=yes)
+        inst.execute()
+        assert asked == [] and any(c.startswith("sgdisk") for c in runner.commands())
+
+
+def test_disk_with_partitions_is_refused_before_confirmation(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path, lsblk=lsblk_json(size=40 * GiB, pttype="gpt", children=[part("/dev/vda1", fstype="ext4")]),
+                       wipefs=wipefs_json("gpt", "PMBR"))
+    inst, asked, out = make(tmp_path, config(automatic=True), image, runner)
+    with pytest.raises(ValidationError) as err:
+        inst.execute()
+    assert "not empty" in str(err.value) and "install.wipe" in str(err.value)
+    assert asked == [] and runner.destructive() == []
+    assert any(e.get("status") == "failed" and e["name"] == "inspect disk" for e in events(out))
+
+
+def test_wipe_true_clears_a_used_disk(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path, lsblk=lsblk_json(size=40 * GiB, pttype="gpt", children=[part("/dev/vda1", fstype="ext4")]),
+                       wipefs=wipefs_json("gpt"))
+    inst, asked, _ = make(tmp_path, config(wipe=True), image, runner)
+    inst.execute()
+    assert "everything on it will be erased" in asked[0]
+    cmds = runner.commands()
+    assert cmds.index("wipefs --all /dev/vda1") < cmds.index("wipefs --all /dev/vda") < \
+        next(i for i, c in enumerate(cmds) if c.startswith("sgdisk"))
+
+
+def test_small_disk_is_refused_with_the_shortfall(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path, lsblk=lsblk_json(size=8 * GiB))
+    inst, _, _ = make(tmp_path, config(), image, runner)
+    with pytest.raises(ValidationError, match="too small"):
+        inst.execute()
+    assert runner.destructive() == []
+
+
+def test_failed_preflight_stops_before_the_disk_is_read(tmp_path: Path, image: ImageSource) -> None:
+    def preflight(cfg, size):
+        raise ValidationError([Problem("preflight.memory", "1.0 GiB of memory, needs 2 GiB")])
+    runner = SimRunner(tmp_path)
+    inst, _, _ = make(tmp_path, config(automatic=True), image, runner, preflight=preflight)
+    with pytest.raises(ValidationError, match="preflight.memory"):
+        inst.execute()
+    assert runner.calls == []
+
+
+def test_readback_mismatch_fails_and_never_reaches_the_bootloader(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path, corrupt=True)
+    inst, _, out = make(tmp_path, config(), image, runner)
+    with pytest.raises(DigestMismatch, match="reads back sha256"):
+        inst.execute()
+    assert not any(c.startswith("grub-install") for c in runner.commands())
+    failed = [e for e in events(out) if e.get("status") == "failed"]
+    assert [e["name"] for e in failed] == ["write slot A"]
+    # the log of the failed install is kept on hci-oem (it was formatted before the failure)
+    assert "install failed" in (tmp_path / "work/oem/hcios/install.log").read_text()
+
+
+def test_failing_command_stops_the_sequence(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    runner.fail = {"mkfs.vfat": 1}
+    inst, _, _ = make(tmp_path, config(), image, runner)
+    with pytest.raises(HciError, match="mkfs.vfat"):
+        inst.execute()
+    assert not any(c.startswith(("dd", "grub-install", "mkfs.ext4")) for c in runner.commands())
+
+
+def test_no_device_is_a_validation_error(tmp_path: Path, image: ImageSource) -> None:
+    cfg = config()
+    cfg.install.device = None
+    with pytest.raises(ValidationError, match="install.device"):
+        make(tmp_path, cfg, image, SimRunner(tmp_path))
