@@ -68,7 +68,7 @@ def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_y
     progress.info(f"installed hcios {ctx.version} on {result.device} in {result.seconds:.0f}s",
                   device=result.device, seconds=round(result.seconds, 1), sha256=result.image_sha256)
     if auto_mode:
-        auto.announce(f"{auto.OK_MARKER} device={result.device} seconds={result.seconds:.0f}")
+        auto.announce(f"{auto.OK_MARKER} device={result.device} seconds={result.seconds:.1f}")
     else:
         click.echo(f"{auto.OK_MARKER} device={result.device}", err=as_json)
     if no_power_action:
