@@ -1,7 +1,6 @@
 """Downloads keyed by sha256: retries with backoff, resumable, verified before use."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from hcicore.digest import sha256_file
 from hcicore.errors import DigestMismatch, HciError
 
 log = logging.getLogger("hcios.fetch")
@@ -19,13 +19,6 @@ CHUNK = 1 << 20
 class FetchError(HciError):
     """The artifact could not be downloaded (network, HTTP status)."""
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def session(retries: int = 4, backoff: float = 0.5) -> requests.Session:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .tree import file_digest
+from hcicore.digest import sha256_file
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult
@@ -23,9 +23,9 @@ def artifact_entry(path: Path, out: Path) -> dict[str, Any]:
             dirnames.sort()
             for name in sorted(filenames):
                 p = Path(dirpath, name)
-                files[p.relative_to(out).as_posix()] = {"sha256": file_digest(p), "size": p.stat().st_size}
+                files[p.relative_to(out).as_posix()] = {"sha256": sha256_file(p), "size": p.stat().st_size}
         return {"path": path.relative_to(out).as_posix(), "type": "directory", "files": files}
-    return {"path": path.relative_to(out).as_posix(), "type": "file", "sha256": file_digest(path),
+    return {"path": path.relative_to(out).as_posix(), "type": "file", "sha256": sha256_file(path),
             "size": path.stat().st_size}
 
 

@@ -1,7 +1,6 @@
 """Run the stages of a profile through the cache and write the build outputs."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -135,8 +134,8 @@ def _run_or_reuse(ctx: BuildContext, stage: Stage, sid: str, base_id: str | None
                 if base_dir is not None:
                     copy_tree(base_dir / "tree", tmp / "tree")
             stage.run(ctx, base_dir, tmp)
-    except HciError as exc:
-        ctx.progress.failed(stage.name, str(exc).splitlines()[0])
+    except (HciError, OSError) as exc:
+        ctx.progress.failed(stage.name, (str(exc) or type(exc).__name__).splitlines()[0])
         raise
     ctx.progress.done(stage.name, id=sid)
     return {"name": stage.name, "id": sid, "cached": False, "seconds": round(time.monotonic() - t0, 1)}

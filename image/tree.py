@@ -35,13 +35,6 @@ def tree_digest(root: Path, *, skip: set[str] = SKIP_NAMES) -> str:
     return h.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def copy_tree(src: Path, dst: Path) -> None:
     """Copy a rootfs tree keeping owners, modes, links, xattrs (reflinks where supported)."""

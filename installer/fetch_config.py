@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import requests
 
+from hcicore.redact import redact_url
+
 from hcicore.errors import HciError
 
 log = logging.getLogger("hcios.installer.fetch")
@@ -44,7 +46,7 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
     ``on_retry(attempt, error, delay)`` is called before each wait (progress on the console).
     Raises FetchError with the last error; a 4xx other than 408/425/429 fails at once."""
     if not url.startswith(("http://", "https://")):
-        raise FetchError(f"config URL {url!r}: only http:// and https:// are supported")
+        raise FetchError(f"config URL {redact_url(url)!r}: only http:// and https:// are supported")
     sess = session or requests.Session()
     deadline = clock() + policy.budget
     delay = policy.first_delay
@@ -56,7 +58,7 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
         try:
             resp = sess.get(url, timeout=timeout, allow_redirects=True)
         except requests.exceptions.SSLError as exc:
-            raise FetchError(f"config URL {url}: TLS verification failed: {exc}") from exc
+            raise FetchError(f"config URL {redact_url(url)}: TLS verification failed: {exc}") from exc
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {_short(exc)}"
         else:
@@ -64,12 +66,12 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
                 return resp.text
             error = f"HTTP {resp.status_code} {resp.reason}"
             if resp.status_code not in RETRY_STATUS:
-                raise FetchError(f"config URL {url}: {error} (not retried: fix the URL or the server)")
+                raise FetchError(f"config URL {redact_url(url)}: {error} (not retried: fix the URL or the server)")
         wait = min(delay, policy.max_delay, deadline - clock())
         if wait <= 0:
-            raise FetchError(f"config URL {url}: gave up after {attempt} attempts in "
+            raise FetchError(f"config URL {redact_url(url)}: gave up after {attempt} attempts in "
                              f"{policy.budget:.0f}s; last error: {error}")
-        log.warning("config URL %s: attempt %d failed (%s); retrying in %.1fs", url, attempt, error, wait)
+        log.warning("config URL %s: attempt %d failed (%s); retrying in %.1fs", redact_url(url), attempt, error, wait)
         if on_retry is not None:
             on_retry(attempt, error, wait)
         sleep(wait)

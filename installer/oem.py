@@ -20,8 +20,15 @@ INSTALL_LOG = "hcios/install.log"
 INSTALL_INFO = "hcios/install.json"
 
 
+def _private_dir(path: Path) -> None:
+    """``hcios/`` on hci-oem holds the node config and seed (hashes, tokens): owner only, even
+    when an earlier step made it with another mode."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -43,7 +50,7 @@ def write_node_config(oem_root: Path, cfg: NodeConfig) -> list[Path]:
 def write_install_info(oem_root: Path, info: dict[str, object]) -> Path:
     """Version and digest of what went into slot A, for `hci-upgrade status`."""
     path = oem_root / INSTALL_INFO
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _private_dir(path.parent)
     path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -51,8 +58,9 @@ def write_install_info(oem_root: Path, info: dict[str, object]) -> Path:
 def keep_log(oem_root: Path, log_file: Path) -> Path:
     """Copy the install log (so far) onto hci-oem."""
     target = oem_root / INSTALL_LOG
-    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _private_dir(target.parent)
     shutil.copyfile(log_file, target)
+    target.chmod(0o600)
     with target.open("rb") as f:
         os.fsync(f.fileno())
     return target

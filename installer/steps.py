@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import yaml
+
 from hcicore.command import run
 from hcicore.errors import HciError
 from hcicore.progress import Progress
@@ -42,10 +45,13 @@ def run_steps(steps: Sequence[Step], progress: Progress) -> None:
             log.error("step %s failed: %s", step.name, exc)
             progress.failed(step.name, str(exc))
             raise
-        except OSError as exc:
-            log.error("step %s failed: %s", step.name, exc)
+        except (OSError, ValueError, LookupError, TypeError, RuntimeError, jinja2.TemplateError,
+                yaml.YAMLError) as exc:
+            # An unexpected error still ends as a failed step: reported, logged on hci-oem, and
+            # (automatic mode) the FAILED marker on the console instead of a bare traceback.
+            log.error("step %s failed: %s: %s", step.name, type(exc).__name__, exc)
             progress.failed(step.name, f"{type(exc).__name__}: {exc}")
-            raise HciError(f"{step.name}: {exc}") from exc
+            raise HciError(f"{step.name}: {type(exc).__name__}: {exc}") from exc
         log.info("step %s: done", step.name)
         progress.done(step.name)
 
@@ -79,6 +85,8 @@ def mounted(device: str, mountpoint: Path, *, fstype: str | None = None, options
 def install_log(path: Path) -> Iterator[Path]:
     """Send the ``hcios`` loggers (commands run, progress, warnings) to ``path`` for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only from the start
+    os.chmod(path, 0o600)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("hcios")

@@ -17,7 +17,6 @@ squashfs mtime) fixes every date, the FAT image is built with --invariant.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hcicore.command import run
+from hcicore.digest import sha256_file
 from hcicore.errors import Problem, ValidationError
 
 from .bootargs import volume_label
@@ -44,13 +44,6 @@ class ProgressLike(Protocol):
 def iso_name(version: str, arch: str) -> str:
     return f"hcios-{version}-{arch}.iso"
 
-
-def sha256_file(path: Path, chunk: int = 4 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_inputs(squashfs: Path, kernel: Path, initrd: Path, airgap_dir: Path | None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hcicore.command import run
 
+from ..chroot import chroot_run
 from ..tree import tree_digest
 from .base import BuildContext
 
@@ -74,6 +75,6 @@ def install_node_services(ctx: BuildContext, base: Path | None, out: Path) -> No
     (root / "etc/hcios").mkdir(parents=True, exist_ok=True)
     units = enabled_units(ctx.repo_root, ctx.profile.enable)
     if units:
-        run(["chroot", str(root), "systemctl", "enable", *units])
+        chroot_run(root, ["systemctl", "enable", *units])
     if ctx.profile.disable:
-        run(["chroot", str(root), "systemctl", "disable", *ctx.profile.disable])
+        chroot_run(root, ["systemctl", "disable", *ctx.profile.disable])

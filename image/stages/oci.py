@@ -9,7 +9,7 @@ from typing import Any
 
 from hcicore.command import run
 
-from ..tree import file_digest
+from hcicore.digest import sha256_file
 from .base import BuildContext
 
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -33,12 +33,12 @@ def write_layer(tree: Path, blobs: Path, epoch: int, scratch: Path) -> tuple[dic
     run(["tar", "--create", f"--file={raw}", f"--directory={tree}", "--sort=name", "--numeric-owner",
          "--format=posix", f"--mtime=@{epoch}", "--clamp-mtime", "--xattrs", "--xattrs-include=security.*",
          "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "."])
-    diff_id = f"sha256:{file_digest(raw)}"
+    diff_id = f"sha256:{sha256_file(raw)}"
     gz = scratch / "layer.tar.gz"
     # -n: no name or time in the header; pigz output is deterministic for a given version.
     run(["sh", "-c", 'pigz -p 2 -n -6 -c "$1" > "$2"', "sh", str(raw), str(gz)])
     raw.unlink()
-    digest = file_digest(gz)
+    digest = sha256_file(gz)
     size = gz.stat().st_size
     gz.rename(blobs / digest)
     return {"mediaType": MT_LAYER, "digest": f"sha256:{digest}", "size": size}, diff_id

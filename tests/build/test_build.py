@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from image.cache import default_cache_root
-from image.tree import file_digest
+from hcicore.digest import sha256_file
 from tests.conftest import BuiltImage, run_build, serve_directory
 
 pytestmark = pytest.mark.build
@@ -62,7 +62,7 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
         # components from the lock file, byte for byte
         for comp in built_image.manifest["components"]:
             assert comp["status"] == "included"
-            assert file_digest(root / comp["dest"].lstrip("/")) == comp["sha256"]
+            assert sha256_file(root / comp["dest"].lstrip("/")) == comp["sha256"]
         assert (root / "usr/local/bin/k3s").stat().st_mode & 0o111
 
 
@@ -83,7 +83,7 @@ def test_manifest_digests_match_the_files(built_image: BuiltImage) -> None:
         for rel, meta in files.items():
             path = built_image.out / rel
             assert path.stat().st_size == meta["size"], rel
-            assert file_digest(path) == meta["sha256"], rel
+            assert sha256_file(path) == meta["sha256"], rel
             seen += 1
     assert seen >= 5
     names = {p["name"] for p in manifest["packages"]}
@@ -96,7 +96,7 @@ def test_second_build_skips_every_stage(built_image: BuiltImage, tmp_path: Path)
     assert result["built"] == []
     stage_events = [e for e in result["events"] if e["event"] == "step" and e.get("id")]
     assert stage_events and all(e["status"] == "cached" for e in stage_events)
-    assert file_digest(tmp_path / "again/rootfs.squashfs") == file_digest(built_image.out / "rootfs.squashfs")
+    assert sha256_file(tmp_path / "again/rootfs.squashfs") == sha256_file(built_image.out / "rootfs.squashfs")
 
 
 def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_pa
             (prof_dir / "components.lock.yaml").write_text(text.replace(f":{old_port}/", f":{srv.port}/"))
             run_build(prof_dir / "profile.yaml", out, "--no-iso", "--cache", str(cache))
         pkgs = json.loads((out / "build-manifest.json").read_text())["packages"]
-        digest = file_digest(out / "rootfs.squashfs")
+        digest = sha256_file(out / "rootfs.squashfs")
         subprocess.run(["rm", "-rf", str(cache), str(out)], check=True)
         return digest, pkgs
 

@@ -11,6 +11,22 @@ from hcicore.cli import main
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True)
+def no_system_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These run the real `hci install` as root: any command other than password hashing would
+    reach the host's disks, so it fails the test instead."""
+    import subprocess
+
+    real = subprocess.run
+
+    def guard(argv, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if argv[0] != "openssl":
+            raise AssertionError(f"hci install ran {argv[0]} on the test host")
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr("hcicore.command.subprocess.run", guard)
+
+
 def test_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("install:\n  device: /dev/vda\n  power_action: explode\nnode:\n  hostname: Not_Valid\n")
