@@ -206,6 +206,34 @@ def holders(disk: DiskInfo) -> tuple[list[str], list[str]]:
     return pvs, list(reversed(arrays))
 
 
+def shared_groups(disk: DiskInfo, *, runner: Runner = run, path: str = "install.device") -> list[Problem]:
+    """LVM volume groups on ``disk`` that also have physical volumes on another disk: wiping this
+    one would take down (and break) volumes on a disk the config does not name."""
+    pvs, _ = holders(disk)
+    if not pvs:
+        return []
+    out = runner(["pvs", "--noheadings", "--separator", "|", "--options", "pv_name,vg_name"], check=False)
+    if out.returncode != 0:
+        return [Problem(path, f"cannot list LVM physical volumes: {out.stderr.strip()}",
+                        "check lvm2, or clear the disk's LVM signatures by hand")]
+    members: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines():
+        pv, _, vg = (part.strip() for part in line.partition("|"))
+        if vg:
+            members.setdefault(vg, []).append(pv)
+    ours = {n.path for n in disk.node.walk()}
+    problems = []
+    for vg, vg_pvs in sorted(members.items()):
+        if any(pv in pvs for pv in vg_pvs):
+            elsewhere = [pv for pv in vg_pvs if pv not in ours]
+            if elsewhere:
+                problems.append(Problem(path, f"LVM volume group {vg} on {disk.path} also uses "
+                                              f"{', '.join(elsewhere)}",
+                                        f"remove {vg} (vgremove) or move it off {disk.path} first: "
+                                        "the installer never touches a disk the config does not name"))
+    return problems
+
+
 def deactivate_holders(disk: DiskInfo, *, runner: Runner = run) -> list[str]:
     """Deactivate LVM volume groups and stop md arrays built on ``disk``. Returns what was done."""
     done: list[str] = []

@@ -9,7 +9,8 @@ from hcicore.command import Result
 from hcicore.errors import HciError
 
 from hcicore.errors import ValidationError
-from installer.disk import deactivate_holders, inspect_disk, partition_paths, refusal, resolve_device, wipe_disk
+from installer.disk import (deactivate_holders, inspect_disk, partition_paths, refusal, resolve_device,
+                            shared_groups, wipe_disk)
 
 from .install_fakes import FakeRunner, lsblk_json, part, wipefs_json
 
@@ -149,3 +150,21 @@ def test_partition_paths_gives_up_after_the_timeout(tmp_path) -> None:
                         sys_block=tmp_path / "sys", dev_dir=tmp_path / "dev", timeout=1.0,
                         sleep=lambda s: (sleeps.append(s), time.sleep(s)))
     assert sleeps
+
+
+def test_volume_group_spanning_another_disk_is_refused() -> None:
+    listing = "  /dev/vda2|vg0\n  /dev/sdb1|vg0\n  /dev/sdc1|other\n"
+    runner = FakeRunner(lsblk_json(pttype="gpt", children=[part("/dev/vda2", fstype="LVM2_member")]),
+                        wipefs_json("gpt"), pvs={"pv_name,vg_name": listing})
+    disk = _inspect(runner)
+    (problem,) = shared_groups(disk, runner=runner)
+    assert problem.path == "install.device" and "vg0" in problem.message and "/dev/sdb1" in problem.message
+    assert "other" not in problem.message
+    assert runner.destructive() == []
+
+
+def test_volume_group_only_on_the_install_disk_may_be_wiped() -> None:
+    runner = FakeRunner(lsblk_json(pttype="gpt", children=[part("/dev/vda2", fstype="LVM2_member"),
+                                                           part("/dev/vda3", fstype="LVM2_member")]),
+                        wipefs_json("gpt"), pvs={"pv_name,vg_name": "  /dev/vda2|vg0\n  /dev/vda3|vg0\n"})
+    assert shared_groups(_inspect(runner), runner=runner) == []
