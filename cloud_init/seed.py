@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hcicore.files import write_private
 from hcicore.config import NodeConfig, to_dict
 
 from .k3s import CONFIG_PATH, k3s_config, k3s_service
@@ -104,14 +105,5 @@ def write_seed(cfg: NodeConfig, out_dir: str | os.PathLike[str]) -> list[Path]:
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name, text in render_seed(cfg).items():
-        target = out / name
-        tmp = out / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        written.append(target)
+        written.append(write_private(out / name, text))
     return written

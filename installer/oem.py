@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cloud_init.seed import write_seed
 from hcicore.config import NodeConfig, dump_config
+from hcicore.files import write_private
 from hcicore.layout import OEM_NODE_CONFIG, OEM_SEED_DIR
 
 INSTALL_LOG = "hcios/install.log"
@@ -29,14 +30,7 @@ def _private_dir(path: Path) -> None:
 
 def _write_private(path: Path, text: str) -> None:
     _private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private(path, text)
 
 
 def write_node_config(oem_root: Path, cfg: NodeConfig) -> list[Path]:

@@ -179,3 +179,13 @@ def oci_registry(tmp_path: Path) -> Iterator[Registry]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pipeline_out(request: pytest.FixtureRequest) -> Path:
+    """An `hci build` output directory: HCIOS_TEST_OUT if set (to test an existing build), else
+    the session's real build of the default profile (``built_image``)."""
+    env = os.environ.get("HCIOS_TEST_OUT")
+    if env:
+        return Path(env)
+    return request.getfixturevalue("built_image").out

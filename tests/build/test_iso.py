@@ -167,18 +167,6 @@ def test_pxe_directory(small_inputs, tmp_path) -> None:
     assert "initrd http://${base-url}/initrd.img" in script
 
 
-@pytest.fixture(scope="module")
-def pipeline_out(request: pytest.FixtureRequest) -> Path:
-    env = os.environ.get("HCIOS_TEST_OUT")
-    if env:
-        return Path(env)
-    try:
-        built = request.getfixturevalue("built_image")
-    except pytest.FixtureLookupError:
-        pytest.skip("no built image: set HCIOS_TEST_OUT to an `hci build` output directory")
-    return Path(getattr(built, "out", built))
-
-
 def test_iso_from_pipeline_squashfs(pipeline_out: Path, tmp_path) -> None:
     squashfs = pipeline_out / "rootfs.squashfs"
     meta = json.loads((pipeline_out / "build-manifest.json").read_text())

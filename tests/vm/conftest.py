@@ -9,7 +9,6 @@ Missing ISO or pxe/ are built here from rootfs.squashfs with iso.build / iso.pxe
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,20 +32,9 @@ class Artifacts:
     pxe: Path
 
 
-def _out_dir(request: pytest.FixtureRequest) -> Path:
-    env = os.environ.get("HCIOS_TEST_OUT")
-    if env:
-        return Path(env)
-    try:
-        built = request.getfixturevalue("built_image")
-    except pytest.FixtureLookupError:
-        pytest.skip("no built image: set HCIOS_TEST_OUT to an `hci build` output directory")
-    return Path(getattr(built, "out", built))
-
-
 @pytest.fixture(scope="session")
-def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
-    out = _out_dir(request)
+def artifacts(pipeline_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    out = pipeline_out
     squashfs = out / "rootfs.squashfs"
     manifest = out / "build-manifest.json"
     assert squashfs.is_file(), f"{squashfs} missing"
