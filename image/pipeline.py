@@ -1,6 +1,8 @@
 """Run the stages of a profile through the cache and write the build outputs."""
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 import shutil
 import time
@@ -32,6 +34,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # A stage tree is about 1 GB: keep the stages of this build plus the most recently used others,
 # up to this many entries in all (HCIOS_CACHE_ENTRIES).
 DEFAULT_CACHE_ENTRIES = 20
+
+
+# Code every tree-producing stage runs through besides its own module: a change here must
+# invalidate cached stages as surely as a changed option does.
+SHARED_STAGE_CODE = ("stages/base.py", "tree.py", "chroot.py")
+
+
+def stage_code_digest(stage: Stage) -> str:
+    """sha256 of the stage's own module and the shared stage helpers (the build's code is an input)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in [Path(inspect.getsourcefile(stage.run) or ""), *(here / rel for rel in SHARED_STAGE_CODE)]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def cache_entries() -> int:
@@ -149,7 +165,7 @@ def run_stages(ctx: BuildContext, stages: list[Stage]) -> tuple[dict[str, Path],
     for stage in stages:
         base_name = stage.base or prev
         base_id = ids.get(base_name) if base_name else None
-        sid = stage_id(stage.name, stage.options, stage.inputs, base_id)
+        sid = stage_id(stage.name, stage.options, {**stage.inputs, "code": stage_code_digest(stage)}, base_id)
         ids[stage.name] = sid
         with ctx.cache.locked(sid) as waited:
             if waited:
@@ -160,8 +176,21 @@ def run_stages(ctx: BuildContext, stages: list[Stage]) -> tuple[dict[str, Path],
     return dirs, record
 
 
+BUILD_UMASK = 0o022  # files our stages create get the same modes whatever the caller's umask
+
+
 def build(profile: Profile, out: Path, *, cache: StageCache, progress: Progress, version: str | None = None,
           allow_missing_components: bool = False, with_iso: bool = True) -> BuildResult:
+    previous = os.umask(BUILD_UMASK)
+    try:
+        return _build(profile, out, cache=cache, progress=progress, version=version,
+                      allow_missing_components=allow_missing_components, with_iso=with_iso)
+    finally:
+        os.umask(previous)
+
+
+def _build(profile: Profile, out: Path, *, cache: StageCache, progress: Progress, version: str | None,
+           allow_missing_components: bool, with_iso: bool) -> BuildResult:
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", profile.source_date_epoch))
     version = version or profile.version
     fetched = fetch_components(profile, cache, progress, allow_missing=allow_missing_components)

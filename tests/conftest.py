@@ -97,10 +97,11 @@ def write_test_profile(dest: Path, server_url: str, artifacts: dict[str, bytes])
     return dest / "profile.yaml"
 
 
-def run_build(profile: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> dict:
+def run_build(profile: Path, out: Path, *extra: str, env: dict[str, str] | None = None,
+              cwd: Path | None = None, umask: int = -1) -> dict:
     """Run ``hci build --json`` for real; return the final result record plus every event."""
     proc = subprocess.run([*HCI, "build", str(profile), "--out", str(out), "--json", *extra],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, umask=umask)
     if proc.returncode != 0:
         raise AssertionError(f"hci build failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}")
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

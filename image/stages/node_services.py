@@ -6,6 +6,10 @@ plus the profile's ``services.enable`` are enabled with the rootfs's own systemc
 """
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +24,7 @@ NODE_PACKAGES = ("hcicore", "installer", "cloud_init", "node_services")
 PYTHON_DEST = "usr/lib/python3/dist-packages"
 VENDOR_DEST = "usr/lib/hcios/python"  # PyPI wheels the distro lacks (profile: python_packages)
 LAUNCHERS = {"usr/bin/hci": "hcicore.cli"}
+NODE_PYTHON = "/usr/bin/python3"
 
 
 def install_vendor(root: Path, requirements: list[str]) -> None:
@@ -29,6 +34,48 @@ def install_vendor(root: Path, requirements: list[str]) -> None:
     run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
          "--only-binary=:all:", "--python-version=3.11", "--implementation=cp", "--platform=any",
          f"--target={root / VENDOR_DEST}", *requirements])
+    retarget_scripts(root / VENDOR_DEST, NODE_PYTHON)
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def retarget_scripts(target: Path, interpreter: str) -> list[str]:
+    """Point the console scripts pip wrote under ``target/bin`` at the node's interpreter.
+
+    pip writes the build host's ``sys.executable`` into their shebangs: a path that does not exist
+    on the node, and one that made the image depend on where the repository was checked out. The
+    wheels' RECORD files are rewritten to the new hashes and sizes so they stay true.
+    Returns the retargeted scripts, relative to ``target``.
+    """
+    bindir = target / "bin"
+    changed: dict[str, bytes] = {}
+    for script in sorted(bindir.iterdir()) if bindir.is_dir() else []:
+        data = script.read_bytes()
+        first, sep, rest = data.partition(b"\n")
+        if not first.startswith(b"#!") or b"python" not in first:
+            continue
+        new = f"#!{interpreter}".encode() + sep + rest
+        if new != data:
+            script.write_bytes(new)
+            changed[script.name] = new
+    def script_of(row: list[str]) -> str | None:  # pip --target records them as ../../bin/NAME
+        parts = row[0].split("/") if row else []
+        return parts[-1] if len(parts) >= 2 and parts[-2] == "bin" and parts[-1] in changed else None
+
+    for record in sorted(target.glob("*.dist-info/RECORD")) if changed else []:
+        rows = list(csv.reader(io.StringIO(record.read_text())))
+        if not any(script_of(row) for row in rows):
+            continue
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for row in rows:
+            if name := script_of(row):
+                row = [row[0], _record_hash(changed[name]), str(len(changed[name]))]
+            writer.writerow(row)
+        record.write_text(buf.getvalue())
+    return [f"bin/{name}" for name in sorted(changed)]
 
 
 def vendored(root: Path) -> list[dict[str, str]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from image.cache import default_cache_root
 from hcicore.digest import sha256_file
-from tests.conftest import BuiltImage, run_build, serve_directory
+from tests.conftest import REPO, BuiltImage, run_build, serve_directory
 
 pytestmark = pytest.mark.build
 
@@ -99,10 +101,30 @@ def test_second_build_skips_every_stage(built_image: BuiltImage, tmp_path: Path)
     assert sha256_file(tmp_path / "again/rootfs.squashfs") == sha256_file(built_image.out / "rootfs.squashfs")
 
 
+def copy_checkout(dest: Path) -> Path:
+    """This repository's files (tracked and new, not ignored) copied to ``dest``: a second checkout."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True).stdout
+    dest.mkdir(parents=True)
+    for rel in filter(None, listed.decode().split("\0")):
+        src = REPO / rel
+        if src.is_file() or src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel, follow_symlinks=False)
+    return dest
+
+
 def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_path: Path) -> None:
-    """A build from an empty stage cache matches the session's build byte for byte. (The session
-    build may come from the persistent cache; it was itself a clean build when it was made. If the
-    mirror moved since, the package lists differ and a second clean build is compared instead.)"""
+    """A build from an empty stage cache, from a second checkout at another path and under another
+    umask (as CI runs it), matches the session's build byte for byte. (The session build may come
+    from the persistent cache; it was itself a clean build when it was made. If the mirror moved
+    since, the package lists differ and a second clean build is compared instead.)"""
+    checkout = copy_checkout(tmp_path / "elsewhere" / "hcios")
+    used = subprocess.run([sys.executable, "-c", "import image.pipeline as p; print(p.REPO_ROOT)"],
+                          cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)},
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert used == str(checkout), "the build must run the second checkout's code"
+
     def clean_build(name: str) -> tuple[str, list]:
         cache = tmp_path / f"cache-{name}"
         cache.mkdir()
@@ -119,7 +141,8 @@ def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_pa
             prof_dir = tmp_path / f"profile-{name}"
             subprocess.run(["cp", "-a", str(built_image.profile.parent), str(prof_dir)], check=True)
             (prof_dir / "components.lock.yaml").write_text(text.replace(f":{old_port}/", f":{srv.port}/"))
-            run_build(prof_dir / "profile.yaml", out, "--no-iso", "--cache", str(cache))
+            run_build(prof_dir / "profile.yaml", out, "--no-iso", "--cache", str(cache),
+                               env={"PYTHONPATH": str(checkout)}, cwd=checkout, umask=0o027)
         pkgs = json.loads((out / "build-manifest.json").read_text())["packages"]
         digest = sha256_file(out / "rootfs.squashfs")
         subprocess.run(["rm", "-rf", str(cache), str(out)], check=True)
@@ -132,3 +155,22 @@ def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_pa
         second, pkgs2 = clean_build("b")
         assert pkgs2 == pkgs, "the mirror changed during the test"
         assert first == second
+
+
+def test_image_holds_no_build_host_path(built_image: BuiltImage, tmp_path: Path) -> None:
+    """Nothing in the slot image names where it was built: not the checkout, not the build's Python
+    (pip writes its own interpreter into console scripts; they must name the node's instead)."""
+    host_paths = {str(REPO), sys.prefix, str(Path(sys.executable).parent)}
+    with mounted_squashfs(built_image.out / "rootfs.squashfs", tmp_path / "mnt") as root:
+        hits = subprocess.run(["grep", "-rlaF", *[arg for p in sorted(host_paths) for arg in ("-e", p)],
+                               "usr/lib/python3/dist-packages", "usr/lib/hcios", "usr/bin", "etc", "usr/local"],
+                              cwd=root, capture_output=True, text=True)
+        assert hits.returncode == 1, f"build-host paths in the image: {hits.stdout}{hits.stderr}"
+        scripts = sorted((root / "usr/lib/hcios/python/bin").iterdir())
+        assert scripts, "the vendored wheels bring console scripts (pygmentize, markdown-it)"
+        for script in scripts:
+            assert script.read_text().splitlines()[0] == "#!/usr/bin/python3"
+        ran = subprocess.run(["chroot", str(root), "/usr/bin/python3", "-c",
+                              "import sys; sys.path.insert(0, '/usr/lib/hcios/python'); import textual, rich"],
+                             capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr

@@ -134,3 +134,28 @@ def test_prune_keeps_current_build_and_most_recent(tmp_path: Path) -> None:
     removed = cache.prune(keep={"cur1", "cur2"}, max_entries=3)
     assert sorted(removed) == ["old1", "old2"]
     assert {p.name for p in (tmp_path / "stages").iterdir() if p.is_dir()} == {"recent", "cur1", "cur2"}
+
+
+def test_stage_code_is_part_of_the_stage_id(tmp_path: Path) -> None:
+    """Editing a stage's implementation invalidates its cached output, like a changed option."""
+    import importlib.util
+    import sys
+
+    from image.pipeline import stage_code_digest
+    from image.stages.base import Stage
+
+    def load(text: str, name: str):
+        (tmp_path / name).mkdir()
+        src = tmp_path / name / "stage.py"
+        src.write_text(text)
+        spec = importlib.util.spec_from_file_location(name, src)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        return Stage("s", mod.run)
+
+    one = load("def run(ctx, base, out):\n    pass\n", "stage_v1")
+    same = load("def run(ctx, base, out):\n    pass\n", "stage_v1b")
+    two = load("def run(ctx, base, out):\n    print('changed')\n", "stage_v2")
+    assert stage_code_digest(one) == stage_code_digest(same)
+    assert stage_code_digest(one) != stage_code_digest(two)
