@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from hcicore.config import NodeConfig, load_config, merge, parse_cmdline, parse_yaml
+from hcicore.config import NodeConfig, load_config, load_config_file, merge, parse_cmdline, parse_yaml
 from hcicore.errors import Problem, ValidationError
 
 from .fetch_config import FetchPolicy, fetch_text
@@ -36,12 +36,7 @@ def config_from_source(source: str, *, policy: FetchPolicy = FetchPolicy(),
     if is_url(source):
         text = fetch_text(source, policy=policy, on_retry=on_retry)
         return load_config(parse_yaml(text, source=source), source=source)
-    path = Path(source)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValidationError([Problem(source, f"cannot read: {exc.strerror}", "check the path")]) from exc
-    return load_config(parse_yaml(text, source=source), source=source)
+    return load_config_file(source)
 
 
 def fetch_policy(cmdline: str, default: FetchPolicy = FetchPolicy()) -> FetchPolicy:

@@ -234,6 +234,29 @@ def shared_groups(disk: DiskInfo, *, runner: Runner = run, path: str = "install.
     return problems
 
 
+def shared_arrays(disk: DiskInfo, *, sys_block: Path = Path("/sys/class/block"),
+                  path: str = "install.device") -> list[Problem]:
+    """md arrays on ``disk`` with members on another disk: stopping one to wipe this disk would
+    take the array down on a disk the config does not name (a RAID1 mirror would lose its
+    running copy). Members come from sysfs (``<array>/slaves/``), the kernel's own list."""
+    _, arrays = holders(disk)
+    ours = {Path(n.path).name for n in disk.node.walk()}
+    problems = []
+    for md in arrays:
+        slaves = sys_block / Path(md).name / "slaves"
+        if not slaves.is_dir():
+            problems.append(Problem(path, f"md array {md} on {disk.path}: cannot read its members "
+                                          f"from {slaves}", f"stop it by hand (mdadm --stop {md}) first"))
+            continue
+        elsewhere = sorted(f"/dev/{m.name}" for m in slaves.iterdir() if m.name not in ours)
+        if elsewhere:
+            problems.append(Problem(path, f"md array {md} on {disk.path} also uses {', '.join(elsewhere)}",
+                                    f"stop the array and remove {disk.path} from it (mdadm --stop, "
+                                    "mdadm --zero-superblock) first: the installer never touches a disk "
+                                    "the config does not name"))
+    return problems
+
+
 def deactivate_holders(disk: DiskInfo, *, runner: Runner = run) -> list[str]:
     """Deactivate LVM volume groups and stop md arrays built on ``disk``. Returns what was done."""
     done: list[str] = []

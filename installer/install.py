@@ -32,7 +32,7 @@ from hcicore.progress import Progress
 
 from . import bootloader, oem, webhooks
 from .disk import (DiskInfo, Runner, deactivate_holders, inspect_disk, partition_paths, refusal,
-                   shared_groups, wipe_disk)
+                   shared_arrays, shared_groups, wipe_disk)
 from .source import ImageSource, sha256_of
 from .steps import Step, install_log, mounted, run_steps
 
@@ -128,7 +128,8 @@ class Install:
 
     def _inspect(self) -> None:
         disk = inspect_disk(self.cfg.install.device or "", runner=self.run, is_block=self.ctx.is_block)
-        problems = refusal(disk, wipe=self.cfg.install.wipe) + shared_groups(disk, runner=self.run)
+        problems = (refusal(disk, wipe=self.cfg.install.wipe) + shared_groups(disk, runner=self.run)
+                    + shared_arrays(disk, sys_block=self.ctx.sys_block))
         if problems:
             raise ValidationError(problems)
         self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)

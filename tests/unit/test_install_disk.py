@@ -10,7 +10,7 @@ from hcicore.errors import HciError
 
 from hcicore.errors import ValidationError
 from installer.disk import (deactivate_holders, inspect_disk, partition_paths, refusal, resolve_device,
-                            shared_groups, wipe_disk)
+                            shared_arrays, shared_groups, wipe_disk)
 
 from .install_fakes import FakeRunner, lsblk_json, part, wipefs_json
 
@@ -168,3 +168,36 @@ def test_volume_group_only_on_the_install_disk_may_be_wiped() -> None:
                                                            part("/dev/vda3", fstype="LVM2_member")]),
                         wipefs_json("gpt"), pvs={"pv_name,vg_name": "  /dev/vda2|vg0\n  /dev/vda3|vg0\n"})
     assert shared_groups(_inspect(runner), runner=runner) == []
+
+
+def _md_runner(*member_parts: str) -> FakeRunner:
+    md = part("/dev/md127", type_="raid1", fstype="ext4")
+    return FakeRunner(lsblk_json(pttype="gpt", children=[part(p, fstype="linux_raid_member", children=[md])
+                                                         for p in member_parts]), wipefs_json("gpt"))
+
+
+def _md_sysfs(tmp_path, *members: str):
+    slaves = tmp_path / "sys" / "md127" / "slaves"
+    slaves.mkdir(parents=True)
+    for m in members:
+        (slaves / m).symlink_to(tmp_path / "devices" / m)  # dangling is fine: only names are read
+    return tmp_path / "sys"
+
+
+def test_md_array_spanning_another_disk_is_refused(tmp_path) -> None:
+    runner = _md_runner("/dev/vda1")
+    (problem,) = shared_arrays(_inspect(runner), sys_block=_md_sysfs(tmp_path, "vda1", "sdb1"))
+    assert problem.path == "install.device"
+    assert "md array /dev/md127 on /dev/vda also uses /dev/sdb1" in problem.message
+    assert "mdadm --stop" in problem.fix
+    assert runner.destructive() == []
+
+
+def test_md_array_only_on_the_install_disk_may_be_wiped(tmp_path) -> None:
+    runner = _md_runner("/dev/vda1", "/dev/vda2")
+    assert shared_arrays(_inspect(runner), sys_block=_md_sysfs(tmp_path, "vda1", "vda2")) == []
+
+
+def test_md_array_whose_members_cannot_be_read_is_refused(tmp_path) -> None:
+    (problem,) = shared_arrays(_inspect(_md_runner("/dev/vda1")), sys_block=tmp_path / "nothing")
+    assert "cannot read its members" in problem.message and "mdadm --stop /dev/md127" in problem.fix
