@@ -12,9 +12,11 @@ Public API::
     hash_password(plain) -> str                        # $6$ sha512-crypt via openssl, stdin only
     CHECKS                                             # name -> semantic check
 """
+from hcicore.yamlio import load_yaml_text as parse_yaml  # the one YAML reader
+
 from .checks import CHECKS, run_checks
 from .cmdline import merge, parse_cmdline
-from .io import config_dict, dump_config, load_config, load_config_file, parse_yaml, schema
+from .io import config_dict, dump_config, load_config, load_config_file, schema
 from .model import (
     SCHEMA_VERSION,
     Bond,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from hcicore.errors import Problem, ValidationError
 from hcicore.schema import field_path, schema_problems
+from hcicore.yamlio import load_yaml_file
 
 from .checks import run_checks
 from .model import NodeConfig, from_dict, to_dict
@@ -34,48 +34,6 @@ def _schema_text() -> str:
 def schema() -> dict[str, Any]:
     """The node config JSON Schema (draft 2020-12), a fresh copy."""
     return json.loads(_schema_text())
-
-
-# ---- YAML: the 1.2 core scalars, so MACs, "no" and "0755" stay strings; duplicate keys are errors
-class _DuplicateKey(yaml.MarkedYAMLError):
-    pass
-
-
-class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
-                              list("-+0123456789"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                              re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-                                         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-                              list("-+0123456789."))
-
-
-def parse_yaml(text: str, *, source: str) -> Any:
-    """Parse YAML with 1.2 core scalars; syntax errors become a Problem naming ``source:line``."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ValidationError([Problem(where, f"not valid YAML: {what}", "fix the YAML syntax")]) from exc
 
 
 # ---- schema pass: report, then set aside what is broken -----------------------------------------
@@ -150,12 +108,7 @@ def load_config(data: Any, *, source: str) -> NodeConfig:
 
 def load_config_file(path: str | Path) -> NodeConfig:
     """Read and validate a YAML node config file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValidationError([Problem(str(path), f"cannot read: {exc.strerror}", "check the path")]) from exc
-    return load_config(parse_yaml(text, source=str(path)), source=str(path))
+    return load_config(load_yaml_file(Path(path)), source=str(path))
 
 
 def config_dict(cfg: NodeConfig) -> dict[str, Any]:

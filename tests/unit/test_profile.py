@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from hcicore.cli import main
 from hcicore.errors import ValidationError
+from hcicore.yamlio import load_yaml_text
 from image.profile import CHECKS, builtin_profile, load_profile
 
 pytestmark = pytest.mark.unit
@@ -141,3 +142,14 @@ def test_cli_digest_mismatch_exits_2_naming_the_field(tmp_path: Path, http_serve
     assert "the lock file pins" in errors[0]
     assert not (tmp_path / "out").exists()
     assert not list((tmp_path / "cache" / "stages").iterdir())
+
+
+def test_duplicate_key_and_yaml11_booleans_are_caught(tmp_path: Path) -> None:
+    """Profiles are read with the same YAML 1.2 reader as node configs: a repeated key is an
+    error at its line, and ``no`` is the string "no" (a schema error for a boolean), not False."""
+    text = write_profile(tmp_path).read_text()
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(text + "version: 9.9.9\n" if "\nversion:" in text else text + "name: again\n")
+    (line,) = problems(dup)
+    assert line.startswith(f"error: {dup}:") and "duplicate key" in line
+    assert load_yaml_text("a: no\nb: 0755\nc: 12:34:56\n", source="x") == {"a": "no", "b": "0755", "c": "12:34:56"}
