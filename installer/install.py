@@ -113,7 +113,7 @@ class Install:
         self.layout: Layout | None = None
         self.parts: dict[str, str] = {}
         self.oem_formatted = False
-        self.digest = ctx.image.sha256 or ""
+        self.digest = ""  # the image's sha256, once verified
         self.warnings: list[str] = []
         self.log_file = ctx.work_dir / "install.log"
         self.oem_root = ctx.work_dir / "oem"
@@ -172,8 +172,15 @@ class Install:
         self.oem_formatted = True
         self.run(["mkfs.ext4", "-q", "-F", "-L", "hci-persistent", self.parts["hci-persistent"]])
 
-    def _digest_source(self) -> None:
-        self.digest = sha256_of(self.ctx.image.path, self.ctx.image.size)
+    def _verify_source(self) -> None:
+        """Hash the image before the disk is touched; a known digest that differs stops here."""
+        image = self.ctx.image
+        got = sha256_of(image.path, image.size)
+        if image.sha256 and got != image.sha256:
+            raise DigestMismatch(f"image {image.path} has sha256 {got}, expected {image.sha256}: "
+                                 "the medium or download is damaged; nothing was written to the disk")
+        self.digest = got
+        log.info("image verified: sha256 %s", got)
 
     def _write_slot(self) -> None:
         target = self.parts["hci-root-a"]
@@ -235,20 +242,16 @@ class Install:
         return InstallResult(self.disk.path, self.layout, self.digest, seconds, names, self.warnings)
 
     def _destructive_steps(self, stack: ExitStack) -> list[Step]:
-        steps = [
+        return [
+            Step("verify image", self._verify_source, detail=str(self.ctx.image.path)),
             Step("clear disk", self._clear, destructive=True),
             Step("partition", self._partition, detail="GPT: " + ", ".join(LABELS), destructive=True),
             Step("filesystems", self._filesystems, destructive=True),
-        ]
-        if not self.digest:
-            steps.append(Step("image digest", self._digest_source, detail=str(self.ctx.image.path)))
-        steps += [
             Step("write slot A", self._write_slot, detail=f"{self.ctx.image.size} bytes", destructive=True),
             Step("mount", lambda: self._mount(stack), destructive=True),
             Step("bootloader", self._bootloader, detail="grub BIOS + UEFI, A/B", destructive=True),
             Step("node config", self._node_config, detail="config, NoCloud seed", destructive=True),
         ]
-        return steps
 
     def _mount(self, stack: ExitStack) -> None:
         stack.enter_context(mounted(self.parts["hci-oem"], self.oem_root, fstype="ext4", runner=self.run))

@@ -6,9 +6,11 @@ Looked for in this order (first that exists):
      dmsquash-live mounts the medium at /run/initramfs/live), with the digest from the
      ``squashfs.img.sha256`` file next to it;
   3. the loop device that backs the live root (``/run/rootfsbase``; PXE boots, where livenet
-     downloaded the squashfs into the initramfs).
-Without a digest file the digest is computed from the source before writing, so the read-back
-after the write still proves the slot holds the same bytes.
+     downloaded the squashfs into the initramfs), with the digest from the kernel command line
+     (``hcios.image_sha256=``, which ``pxe/boot.ipxe`` sets).
+The installer hashes the source before it touches the disk and stops when a known digest
+differs (a bad USB stick, a truncated download); the read-back after the write is compared with
+the same digest. Without any known digest the source's own hash is what the read-back must match.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from hcicore.errors import HciError
 
 LIVE_IMAGE = Path("/run/initramfs/live/LiveOS/squashfs.img")
 LIVE_ROOT = "/run/rootfsbase"
+IMAGE_SHA256_ARG = "hcios.image_sha256="
 CHUNK = 4 * 1024 * 1024
 SQUASHFS_MAGIC = b"hsqs"
 
@@ -30,7 +33,13 @@ SQUASHFS_MAGIC = b"hsqs"
 class ImageSource:
     path: Path
     size: int
-    sha256: str | None  # None: compute it before writing
+    sha256: str | None  # the digest the image must have; None: nothing to check it against
+
+
+def _sha256_word(word: str, where: str) -> str:
+    if len(word) != 64 or any(c not in "0123456789abcdef" for c in word.lower()):
+        raise HciError(f"{where} does not hold a sha256 (got {word[:80]!r})")
+    return word.lower()
 
 
 def _read_digest_file(path: Path) -> str | None:
@@ -38,10 +47,15 @@ def _read_digest_file(path: Path) -> str | None:
         text = path.read_text()
     except FileNotFoundError:
         return None
-    word = text.split()[0] if text.split() else ""
-    if len(word) != 64 or any(c not in "0123456789abcdef" for c in word.lower()):
-        raise HciError(f"{path} does not hold a sha256 (got {text[:80]!r})")
-    return word.lower()
+    return _sha256_word(text.split()[0] if text.split() else "", str(path))
+
+
+def digest_from_cmdline(cmdline: str) -> str | None:
+    """The ``hcios.image_sha256=`` value of a kernel command line, or None."""
+    for word in cmdline.split():
+        if word.startswith(IMAGE_SHA256_ARG):
+            return _sha256_word(word[len(IMAGE_SHA256_ARG):], f"kernel command line {IMAGE_SHA256_ARG}")
+    return None
 
 
 def _size(path: Path) -> int:
@@ -75,7 +89,7 @@ def squashfs_bytes(path: Path) -> int:
     return -(-used // 4096) * 4096
 
 
-def find_image(given: Path | None = None) -> ImageSource:
+def find_image(given: Path | None = None, *, cmdline: Path = Path("/proc/cmdline")) -> ImageSource:
     """The slot image to install; raises HciError saying where it looked."""
     if given is not None:
         if not given.exists():
@@ -86,7 +100,11 @@ def find_image(given: Path | None = None) -> ImageSource:
                            _read_digest_file(LIVE_IMAGE.with_name(LIVE_IMAGE.name + ".sha256")))
     loop = _loop_of_live_root()
     if loop is not None:
-        return ImageSource(loop, squashfs_bytes(loop), None)
+        try:
+            expected = digest_from_cmdline(cmdline.read_text())
+        except FileNotFoundError:
+            expected = None
+        return ImageSource(loop, squashfs_bytes(loop), expected)
     raise HciError(f"no slot image: not at {LIVE_IMAGE} and nothing mounted on {LIVE_ROOT}; "
                    "run the installer on the live system, or pass --image PATH")
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from installer.source import IMAGE_SHA256_ARG  # read back by the installer on the node
+
 SERIAL_BAUD = 115200
 
 # The last console= becomes /dev/console (systemd status, emergency shell), so the serial
@@ -51,6 +53,12 @@ def volume_label(version: str, prefix: str = "HCIOS") -> str:
 
 def live_root_cdlabel(label: str) -> str:
     return f"root=live:CDLABEL={label} rd.live.image"
+
+
+def image_digest_arg(sha256: str | None) -> str:
+    """``hcios.image_sha256=<hex>``: a network boot's squashfs comes without its digest file, so
+    the boot line carries it and the installer checks the downloaded image before writing it."""
+    return f"{IMAGE_SHA256_ARG}{sha256}" if sha256 else ""
 
 
 def live_root_http(url: str) -> str:

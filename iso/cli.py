@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hcicore.digest import sha256_file
 from hcicore.errors import HciError, Problem, ValidationError
 
 from .domain import URI
@@ -124,7 +125,8 @@ def boot_pxe(pxe_dir: Path, uefi: bool, memory_mib: int, name: str, extra: str,
         with ExitStack() as undo, lab_mod.Lab(directory, prefix=name) as lab:
             undo.callback(shutil.rmtree, directory)  # only if starting fails
             vm = lab.start_vm(name, kernel=pxe_dir / "vmlinuz", initrd=pxe_dir / "initrd.img",
-                              cmdline=pxe_cmdline(f"10.0.2.2:{port}", extra=extra),
+                              cmdline=pxe_cmdline(f"10.0.2.2:{port}", extra=extra,
+                                                  sha256=sha256_file(pxe_dir / "rootfs.squashfs")),
                               firmware="uefi" if uefi else "bios", memory_mib=memory_mib,
                               serial_mode="pty", vnc=True, domain_name=name)
             lab.detach()

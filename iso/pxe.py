@@ -13,22 +13,24 @@ from pathlib import Path
 
 import jinja2
 
+from hcicore.digest import sha256_file
 from hcicore.errors import Problem, ValidationError
 
-from .bootargs import ACTIONS, CONSOLES, live_root_http
+from .bootargs import ACTIONS, CONSOLES, image_digest_arg, live_root_http
 
 PXE_FILES = ("vmlinuz", "initrd.img", "rootfs.squashfs", "boot.ipxe")
 
 
 def pxe_cmdline(base_url: str, *, console: str = "both", action: str = "install",
-                extra: str = "") -> str:
-    """Kernel command line for network boot from ``http://<base_url>/`` (base_url without scheme)."""
+                extra: str = "", sha256: str | None = None) -> str:
+    """Kernel command line for network boot from ``http://<base_url>/`` (base_url without scheme);
+    ``sha256`` is the squashfs digest the installer checks before writing the downloaded image."""
     parts = [live_root_http(f"http://{base_url}/rootfs.squashfs"), CONSOLES[console],
-             ACTIONS[action][1], extra]
+             ACTIONS[action][1], image_digest_arg(sha256), extra]
     return " ".join(p for p in parts if p)
 
 
-def render_boot_ipxe(version: str) -> str:
+def render_boot_ipxe(version: str, sha256: str) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
         autoescape=False,
@@ -40,6 +42,7 @@ def render_boot_ipxe(version: str) -> str:
         live_args=live_root_http("http://${base-url}/rootfs.squashfs"),
         console_args=CONSOLES["both"],
         action_args=ACTIONS["install"][1],
+        digest_arg=image_digest_arg(sha256),
     )
 
 
@@ -71,5 +74,5 @@ def write_pxe(*, squashfs: Path, kernel: Path, initrd: Path, out_dir: Path, vers
     _place(Path(kernel), pxe / "vmlinuz")
     _place(Path(initrd), pxe / "initrd.img")
     _place(Path(squashfs), pxe / "rootfs.squashfs")
-    (pxe / "boot.ipxe").write_text(render_boot_ipxe(version))
+    (pxe / "boot.ipxe").write_text(render_boot_ipxe(version, sha256_file(pxe / "rootfs.squashfs")))
     return pxe

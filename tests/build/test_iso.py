@@ -165,6 +165,7 @@ def test_pxe_directory(small_inputs, tmp_path) -> None:
     assert "root=live:http://${base-url}/rootfs.squashfs rd.live.image ip=dhcp" in script
     assert "${hci-args}" in script
     assert "initrd http://${base-url}/initrd.img" in script
+    assert f"hcios.image_sha256={sha256(pxe / 'rootfs.squashfs')}" in script  # checked before install
 
 
 def test_iso_from_pipeline_squashfs(pipeline_out: Path, tmp_path) -> None:

@@ -124,7 +124,7 @@ def test_full_install_runs_steps_in_order_and_fills_oem(tmp_path: Path, image: I
     log_text = (oem / "hcios/install.log").read_text()
     assert "sgdisk --clear" in log_text and "secret-token-1234" not in log_text and HASH not in log_text
     steps = [e["name"] for e in events(out) if e.get("status") == "done"]
-    assert steps == ["preflight", "inspect disk", "clear disk", "partition", "filesystems", "image digest",
+    assert steps == ["preflight", "inspect disk", "verify image", "clear disk", "partition", "filesystems",
                      "write slot A", "mount", "bootloader", "node config"]
 
 
@@ -210,3 +210,21 @@ def test_no_device_is_a_validation_error(tmp_path: Path, image: ImageSource) -> 
     cfg.install.device = None
     with pytest.raises(ValidationError, match="install.device"):
         make(tmp_path, cfg, image, SimRunner(tmp_path))
+
+
+def test_damaged_image_is_refused_before_the_disk_is_touched(tmp_path: Path, image: ImageSource) -> None:
+    """A known digest (the medium's .sha256 file, or hcios.image_sha256= on a PXE boot) that the
+    image does not have stops the install before the first destructive step."""
+    damaged = ImageSource(image.path, image.size, "0" * 64)
+    runner = SimRunner(tmp_path)
+    inst, _, out = make(tmp_path, config(), damaged, runner)
+    with pytest.raises(DigestMismatch, match="nothing was written to the disk"):
+        inst.execute()
+    assert runner.destructive() == []
+    assert [e["name"] for e in events(out) if e.get("status") == "failed"] == ["verify image"]
+
+
+def test_known_digest_is_what_the_slot_must_read_back(tmp_path: Path, image: ImageSource) -> None:
+    known = ImageSource(image.path, image.size, sha256_of(image.path, image.size))
+    result = make(tmp_path, config(), known, SimRunner(tmp_path))[0].execute()
+    assert result.image_sha256 == known.sha256

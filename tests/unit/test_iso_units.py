@@ -17,6 +17,7 @@ from iso.domain import QEMU_NS, VMSpec, domain_xml
 from iso.grub import render_grub_cfg
 from iso.lab import VM, clean_text, free_port
 from iso.pxe import pxe_cmdline, render_boot_ipxe
+from installer.source import digest_from_cmdline
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +57,7 @@ def test_grub_cfg_boots_the_live_squashfs_by_label() -> None:
 
 
 def test_boot_ipxe_fetches_rootfs_over_http_and_passes_hci_args() -> None:
-    script = render_boot_ipxe("1.0")
+    script = render_boot_ipxe("1.0", "ab" * 32)
     kernel_line = next(line for line in script.splitlines() if line.startswith("kernel "))
     assert kernel_line.startswith("kernel http://${base-url}/vmlinuz initrd=initrd.img ")
     assert "root=live:http://${base-url}/rootfs.squashfs rd.live.image ip=dhcp rd.neednet=1" in kernel_line
@@ -186,3 +187,15 @@ def test_hci_works_without_libvirt_python() -> None:
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("1 error: hci lab needs libvirt-python"), proc.stdout
+
+
+def test_network_boot_carries_the_image_digest_for_the_installer() -> None:
+    digest = "ab" * 32
+    line = pxe_cmdline("10.0.2.2:8080", sha256=digest)
+    assert f"hcios.image_sha256={digest}" in line.split()
+    assert digest_from_cmdline(line) == digest
+    kernel_line = next(ln for ln in render_boot_ipxe("1.0", digest).splitlines() if ln.startswith("kernel "))
+    assert digest_from_cmdline(kernel_line) == digest and kernel_line.endswith("${hci-args}")
+    assert digest_from_cmdline("quiet hcios.live=install") is None
+    with pytest.raises(HciError, match="does not hold a sha256"):
+        digest_from_cmdline("hcios.image_sha256=nothex")

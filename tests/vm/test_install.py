@@ -27,9 +27,11 @@ import yaml
 
 from hcicore.command import run
 from hcicore.layout import LABELS
+from hcicore.digest import sha256_file
 from iso.bootargs import CONSOLES, live_root_cdlabel, volume_label
 from iso.httpserve import serve_directory
 from iso.lab import Lab
+from iso.pxe import pxe_cmdline
 
 
 pytestmark = pytest.mark.vm
@@ -254,3 +256,40 @@ def test_unreachable_config_url_fails_clearly(install_lab: Lab, artifacts: Any) 
     # nothing was written: the disk still reads as all zeros, like a fresh one
     reference = lab.create_disk("blank-reference", "20G")
     assert subprocess.run(["qemu-img", "compare", "-q", str(reference), str(disk)]).returncode == 0
+
+
+def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab: Lab, artifacts: Any,
+                                                                   ssh_key: Path) -> None:
+    """A rack's unattended path: network boot (kernel and initrd, the squashfs fetched over HTTP
+    by the initramfs, its digest on the boot line as pxe/boot.ipxe puts it), the config from a URL,
+    an install from the downloaded image to a blank disk, then the node boots from that disk."""
+    lab = install_lab
+    serve = lab.workdir / "serve-pxe"
+    serve.mkdir()
+    for name in ("vmlinuz", "initrd.img", "rootfs.squashfs"):
+        (serve / name).symlink_to(artifacts.pxe / name)
+    (serve / "config.yaml").write_text(node_config(ssh_key))
+    digest = sha256_file(artifacts.pxe / "rootfs.squashfs")
+    disk = lab.create_disk("pxe-installed", "20G")
+    server = serve_directory(serve)
+    with server as port:
+        vm = lab.start_vm("pxe-install", disks=[disk], kernel=artifacts.pxe / "vmlinuz",
+                          initrd=artifacts.pxe / "initrd.img", disk_cache="unsafe",
+                          cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
+                                              extra="hci.install.automatic=true hci.install.config_url="
+                                                    f"http://10.0.2.2:{port}/config.yaml"))
+        match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
+    assert match.group(1) == "OK", f"install failed: {match.group(0)}\n{vm.serial_tail(80)}"
+    assert ("GET", "/rootfs.squashfs", 200) in server.requests
+    wait_stopped(vm, 180)
+    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)])
+    node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
+    wait_ssh(node_vm.ssh_port, ssh_key, 180)
+    host = host_for(node_vm.ssh_port, ssh_key)
+    log = host.file("/run/hci/oem/hcios/install.log").content_string
+    # the downloaded image was checked against the boot line's digest before the disk was touched
+    assert f"image verified: sha256 {digest}" in log
+    assert log.index("image verified") < log.index("sgdisk --clear")
+    assert f"slot A verified: sha256 {digest}" in log
+    assert host.check_output("hostname") == HOSTNAME
+    node_vm.destroy()
