@@ -92,11 +92,21 @@ def default_preflight(cfg: NodeConfig, image_bytes: int) -> list[str]:
     return [str(c) for c in left]
 
 
-def confirm_text(disk: DiskInfo, cfg: NodeConfig) -> str:
+def _erased(disk: DiskInfo) -> str:
     found = disk.contents()
-    what = f"everything on it will be erased ({'; '.join(found)})" if found else "it is empty"
+    return f"everything on it will be erased ({'; '.join(found)})" if found else "it is empty"
+
+
+def confirm_text(disk: DiskInfo, cfg: NodeConfig, data: DiskInfo | None = None) -> str:
+    data_part = (f" Data disk for VM storage {data.describe()}: {_erased(data)}." if data is not None else "")
     return (f"Install hcios on {disk.describe()} for node {cfg.node.hostname!r} "
-            f"({cfg.install.mode}, {cfg.install.role}): {what}. Continue?")
+            f"({cfg.install.mode}, {cfg.install.role}): {_erased(disk)}.{data_part} Continue?")
+
+
+def disk_problems(disk: DiskInfo, *, wipe: bool, runner: Runner, sys_block: Path, path: str) -> list[Problem]:
+    """Every reason not to touch ``disk`` (the install disk or the data disk)."""
+    return (refusal(disk, wipe=wipe, path=path) + shared_groups(disk, runner=runner, path=path)
+            + shared_arrays(disk, sys_block=sys_block, path=path))
 
 
 class Install:
@@ -110,6 +120,7 @@ class Install:
         self.ctx = ctx
         self.run = ctx.runner
         self.disk: DiskInfo | None = None
+        self.data_disk: DiskInfo | None = None  # install.data_device: cleared whole for the storage agent
         self.layout: Layout | None = None
         self.parts: dict[str, str] = {}
         self.oem_formatted = False
@@ -127,30 +138,39 @@ class Install:
             self.ctx.progress.warning(warning)
 
     def _inspect(self) -> None:
+        wipe, sys_block = self.cfg.install.wipe, self.ctx.sys_block
         disk = inspect_disk(self.cfg.install.device or "", runner=self.run, is_block=self.ctx.is_block)
-        problems = (refusal(disk, wipe=self.cfg.install.wipe) + shared_groups(disk, runner=self.run)
-                    + shared_arrays(disk, sys_block=self.ctx.sys_block))
+        problems = disk_problems(disk, wipe=wipe, runner=self.run, sys_block=sys_block, path="install.device")
+        data = None
+        if self.cfg.install.data_device:
+            where = "install.data_device"
+            data = inspect_disk(self.cfg.install.data_device, runner=self.run, path=where, is_block=self.ctx.is_block)
+            if data.path == disk.path:
+                problems.append(Problem(where, f"{self.cfg.install.data_device} is the install disk {disk.path}",
+                                        "name a different disk, or remove data_device"))
+            else:
+                problems += disk_problems(data, wipe=wipe, runner=self.run, sys_block=sys_block, path=where)
         if problems:
             raise ValidationError(problems)
         self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)
-        self.disk = disk
+        self.disk, self.data_disk = disk, data
 
     def _confirm(self) -> None:
         assert self.disk is not None
         if self.cfg.install.automatic or self.ctx.assume_yes:
             log.info("confirmed by %s", "install.automatic" if self.cfg.install.automatic else "--yes")
             return
-        if not self.ctx.confirm(confirm_text(self.disk, self.cfg)):
+        if not self.ctx.confirm(confirm_text(self.disk, self.cfg, self.data_disk)):
             raise HciError(f"install cancelled; nothing was written to {self.disk.path}")
         log.info("confirmed by the operator")
 
     # -- destructive steps ---------------------------------------------------------------------
-    def _clear(self) -> None:
-        assert self.disk is not None
-        for line in deactivate_holders(self.disk, runner=self.run):
+    def _clear(self, disk: DiskInfo | None) -> None:
+        assert disk is not None
+        for line in deactivate_holders(disk, runner=self.run):
             log.info("%s", line)
             self.ctx.progress.info(line)
-        wipe_disk(self.disk, runner=self.run)
+        wipe_disk(disk, runner=self.run)
 
     def _partition(self) -> None:
         assert self.disk is not None and self.layout is not None
@@ -244,7 +264,9 @@ class Install:
     def _destructive_steps(self, stack: ExitStack) -> list[Step]:
         return [
             Step("verify image", self._verify_source, detail=str(self.ctx.image.path)),
-            Step("clear disk", self._clear, destructive=True),
+            Step("clear disk", lambda: self._clear(self.disk), destructive=True),
+            *([Step("clear data disk", lambda: self._clear(self.data_disk), detail=self.data_disk.path,
+                    destructive=True)] if self.data_disk is not None else []),
             Step("partition", self._partition, detail="GPT: " + ", ".join(LABELS), destructive=True),
             Step("filesystems", self._filesystems, destructive=True),
             Step("write slot A", self._write_slot, detail=f"{self.ctx.image.size} bytes", destructive=True),

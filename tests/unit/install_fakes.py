@@ -48,6 +48,7 @@ class FakeRunner:
         self.pvs = pvs or {}
         self.fail = fail or {}
         self.calls: list[list[str]] = []
+        self.other_disks: dict[str, tuple[str, str]] = {}  # device -> (lsblk json, wipefs json)
 
     def __call__(self, argv: list[str], check: bool = True, **_: Any) -> Result:
         argv = [str(a) for a in argv]
@@ -59,10 +60,11 @@ class FakeRunner:
                     raise CommandError(argv, code, f"{argv[0]}: failed (fake)")
                 return Result(argv, code, "", "failed (fake)")
         out = ""
+        other = self.other_disks.get(argv[-1])
         if argv[0] == "lsblk":
-            out = self.lsblk
+            out = other[0] if other else self.lsblk
         elif argv[:2] == ["wipefs", "--no-act"]:
-            out = self.wipefs
+            out = other[1] if other else self.wipefs
         elif argv[0] == "pvs":
             out = self.pvs.get(argv[-1], "")
         return Result(argv, 0, out, "")

@@ -228,3 +228,43 @@ def test_known_digest_is_what_the_slot_must_read_back(tmp_path: Path, image: Ima
     known = ImageSource(image.path, image.size, sha256_of(image.path, image.size))
     result = make(tmp_path, config(), known, SimRunner(tmp_path))[0].execute()
     assert result.image_sha256 == known.sha256
+
+
+def _data_disk(runner: FakeRunner, *, used: bool) -> None:
+    children = [part("/dev/vdb1", fstype="xfs")] if used else None
+    runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vdb", size=100 * GiB, pttype="gpt" if used else None,
+                                                 children=children),
+                                      wipefs_json("gpt") if used else "")
+
+
+def test_used_data_disk_is_refused_without_wipe_and_nothing_is_touched(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    _data_disk(runner, used=True)
+    inst, asked, _ = make(tmp_path, config(data_device="/dev/vdb"), image, runner)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    (problem,) = exc.value.problems
+    assert problem.path == "install.data_device" and "/dev/vdb" in problem.message and "xfs" in problem.message
+    assert asked == [] and runner.destructive() == []
+
+
+def test_data_disk_is_cleared_whole_after_confirmation(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    _data_disk(runner, used=True)
+    inst, asked, out = make(tmp_path, config(data_device="/dev/vdb", wipe=True), image, runner)
+    inst.execute()
+    assert "Data disk for VM storage /dev/vdb" in asked[0] and "xfs" in asked[0]
+    cmds = runner.commands()
+    assert cmds.index("wipefs --all /dev/vdb1") < cmds.index("wipefs --all /dev/vdb") < \
+        next(i for i, c in enumerate(cmds) if c.startswith("sgdisk --clear"))
+    assert not any(c.startswith(("sgdisk", "mkfs")) and "/dev/vdb" in c for c in cmds)  # left raw
+    assert "clear data disk" in [e["name"] for e in events(out) if e.get("status") == "done"]
+
+
+def test_data_disk_alias_of_the_install_disk_is_refused(tmp_path: Path, image: ImageSource) -> None:
+    runner = SimRunner(tmp_path)
+    runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vda"), "")  # e.g. a by-id link to the same disk
+    inst, _, _ = make(tmp_path, config(data_device="/dev/vdb"), image, runner)
+    with pytest.raises(ValidationError, match="is the install disk /dev/vda"):
+        inst.execute()
+    assert runner.destructive() == []

@@ -10,6 +10,7 @@ Artifacts: see tests/vm/conftest.py (HCIOS_TEST_OUT or the pipeline's build).
 """
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import socket
@@ -50,6 +51,7 @@ class Installed:
     key: Path
     install_seconds: float
     serial: str
+    data: Path  # install.data_device (/dev/vdb): had an ext4 filesystem before the install
 
 
 def live_cmdline(artifacts: Any, extra: str) -> str:
@@ -68,8 +70,8 @@ def node_config(key: Path, **install: object) -> str:
     return yaml.safe_dump(cfg)
 
 
-def boot_live_installer(lab: Lab, artifacts: Any, name: str, disk: Path, extra: str):
-    return lab.start_vm(name, cdrom=artifacts.iso, disks=[disk], kernel=artifacts.pxe / "vmlinuz",
+def boot_live_installer(lab: Lab, artifacts: Any, name: str, disk: Path, extra: str, *, more: tuple[Path, ...] = ()):
+    return lab.start_vm(name, cdrom=artifacts.iso, disks=[disk, *more], kernel=artifacts.pxe / "vmlinuz",
                         initrd=artifacts.pxe / "initrd.img", cmdline=live_cmdline(artifacts, extra),
                         disk_cache="unsafe")
 
@@ -100,18 +102,43 @@ def installed_disk(install_lab: Lab, artifacts: Any, ssh_key: Path) -> Installed
     lab = install_lab
     serve = lab.workdir / "serve"
     serve.mkdir()
-    (serve / "config.yaml").write_text(node_config(ssh_key))
+    (serve / "config.yaml").write_text(node_config(ssh_key, data_device="/dev/vdb", wipe=True))
     disk = lab.create_disk("installed", "20G")
+    data = used_data_disk(lab)
     with serve_directory(serve) as port:
         vm = boot_live_installer(lab, artifacts, "install", disk,
-                                 f"hci.install.automatic=true hci.install.config_url=http://10.0.2.2:{port}/config.yaml")
+                                 f"hci.install.automatic=true hci.install.config_url=http://10.0.2.2:{port}/config.yaml",
+                                 more=(data,))
         match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
         seconds = time.monotonic() - vm.started
     serial = vm.serial_text()
     assert match.group(1) == "OK", f"install failed: {match.group(0)}\n{vm.serial_tail(80)}"
     wait_stopped(vm, 180)  # power_action: poweroff
     print(f"install VM: HCIOS-INSTALL-OK after {seconds:.0f}s (live boot + install)")
-    return Installed(lab, disk, ssh_key, seconds, serial)
+    return Installed(lab, disk, ssh_key, seconds, serial, data)
+
+
+def used_data_disk(lab: Lab) -> Path:
+    """A 2 GiB qcow2 disk holding an ext4 filesystem (made on the host, whole-disk)."""
+    raw = lab.workdir / "data.img"
+    with raw.open("wb") as f:
+        f.truncate(2 * 1024**3)
+    run(["mkfs.ext4", "-q", "-F", "-L", "old-data", str(raw)])
+    disk = lab.workdir / "data.qcow2"
+    run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(disk)])
+    raw.unlink()
+    return disk
+
+
+def signatures(qcow2: Path) -> list[dict]:
+    """What ``wipefs`` finds on a qcow2 disk as the guest sees it (read through a raw copy)."""
+    raw = qcow2.with_suffix(".check.img")
+    run(["qemu-img", "convert", "-O", "raw", str(qcow2), str(raw)])
+    try:
+        out = run(["wipefs", "--no-act", "--json", str(raw)]).stdout
+    finally:
+        raw.unlink()
+    return json.loads(out)["signatures"] if out.strip() else []
 
 
 def wait_ssh(port: int, key: Path, timeout: float) -> None:
@@ -160,6 +187,12 @@ def test_install_log_and_markers(installed_disk: Installed) -> None:
     assert "HCIOS-INSTALL-FAILED" not in text
 
 
+def test_data_disk_is_left_blank_for_the_storage_agent(installed_disk: Installed) -> None:
+    """install.data_device with wipe: true: the old ext4 is gone and nothing new was put there
+    (the SPDK agent takes the disk raw)."""
+    assert signatures(installed_disk.data) == []
+
+
 def test_installed_node(node) -> None:
     vm, inst = node
     host = host_for(vm.ssh_port, inst.key)
@@ -175,6 +208,7 @@ def test_installed_node(node) -> None:
     assert host.file("/run/hci/oem/hcios/config.yaml").mode == 0o600
     log = host.file("/run/hci/oem/hcios/install.log").content_string
     assert "step write slot A: done" in log and PASSWORD not in log
+    assert "step clear data disk: done" in log  # install.data_device, see the test above
     assert host.run("touch /hci-should-fail").rc != 0
 
 
