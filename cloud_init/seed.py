@@ -78,6 +78,10 @@ def user_data(cfg: NodeConfig) -> dict[str, Any]:
         "manage_etc_hosts": True,
         "disable_root": False,
         "ssh_pwauth": n.password_hash is not None,
+        # host keys are made once per node and kept: cloud-init's default deletes and remakes them
+        # on the instance's first boot, racing hci-ssh-keygen.service (ordered after cloud-init,
+        # which only adds missing ones now), and a node's key would change under its operators
+        "ssh_deletekeys": False,
         "users": [root],
     }
     if n.ntp:

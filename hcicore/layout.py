@@ -32,8 +32,10 @@ FIXED = (("hci-bios", 1 * MiB, "EF02", None),
          ("hci-oem", 256 * MiB, "8300", "ext4"))
 LABELS = ("hci-bios", "hci-esp", "hci-oem", "hci-root-a", "hci-root-b", "hci-persistent")
 # Where things live inside the hci-oem filesystem (paths relative to its root).
-OEM_NODE_CONFIG = "hcios/config.yaml"  # the validated node config (dump_config), mode 0600
-OEM_SEED_DIR = "hcios/nocloud"  # cloud-init NoCloud seed (render_seed), files mode 0600
+OEM_MOUNT = "/run/hci/oem"  # where the installed node mounts hci-oem (dracut module hci-root)
+OEM_DIR = "hcios"  # our directory on hci-oem: boot state, node config, seed, install log
+OEM_NODE_CONFIG = f"{OEM_DIR}/config.yaml"  # the validated node config (dump_config), mode 0600
+OEM_SEED_DIR = f"{OEM_DIR}/nocloud"  # cloud-init NoCloud seed (render_seed), files mode 0600
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Showing URLs in logs and on consoles without the credentials they may carry."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -18,3 +19,14 @@ def redact_url(url: str) -> str:
     netloc = f"{host}:{port}" if port else host
     hidden = "?…" if parts.query or parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+_REQUEST_TARGET = re.compile(r"(\burl: )(/[^\s'\"?#]*)[?#][^\s'\"]*")  # urllib3: "...with url: /c?token=x"
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message, say) with every URL in it redacted as :func:`redact_url` does,
+    including the bare request target urllib3 quotes in its errors."""
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return _REQUEST_TARGET.sub(lambda m: f"{m.group(1)}{m.group(2)}?…", text)

@@ -15,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from hcicore.config import NodeConfig, load_config, load_config_file, merge, parse_cmdline, parse_yaml
+from hcicore.config.cmdline import cmdline_value
 from hcicore.errors import Problem, ValidationError
+from hcicore.redact import redact_url
 
 from .fetch_config import FetchPolicy, fetch_text
 from .steps import write_console
@@ -35,26 +37,27 @@ def config_from_source(source: str, *, policy: FetchPolicy = FetchPolicy(),
     """Load and validate a node config from a file path or an http(s) URL."""
     if is_url(source):
         text = fetch_text(source, policy=policy, on_retry=on_retry)
-        return load_config(parse_yaml(text, source=source), source=source)
+        shown = redact_url(source)  # problems are printed and logged: no token from the query
+        return load_config(parse_yaml(text, source=shown), source=shown)
     return load_config_file(source)
 
 
 def fetch_policy(cmdline: str, default: FetchPolicy = FetchPolicy()) -> FetchPolicy:
     """``hcios.fetch_budget=<seconds>`` (outside the config's ``hci.*`` namespace, like
     ``hcios.live=``) shortens or lengthens the config URL's time budget."""
-    for word in cmdline.split():
-        if word.startswith(FETCH_BUDGET_ARG):
-            value = word[len(FETCH_BUDGET_ARG):]
-            try:
-                budget = float(value)
-            except ValueError:
-                raise ValidationError([Problem("kernel command line", f"{word}: not a number of seconds",
-                                               "e.g. hcios.fetch_budget=120")]) from None
-            if not 1 <= budget <= 3600:
-                raise ValidationError([Problem("kernel command line", f"{word}: out of range",
-                                               "between 1 and 3600 seconds")])
-            return replace(default, budget=budget)
-    return default
+    value = cmdline_value(cmdline, FETCH_BUDGET_ARG)
+    if value is None:
+        return default
+    word = f"{FETCH_BUDGET_ARG}{value}"
+    try:
+        budget = float(value)
+    except ValueError:
+        raise ValidationError([Problem("kernel command line", f"{word}: not a number of seconds",
+                                       "e.g. hcios.fetch_budget=120")]) from None
+    if not 1 <= budget <= 3600:
+        raise ValidationError([Problem("kernel command line", f"{word}: out of range",
+                                       "between 1 and 3600 seconds")])
+    return replace(default, budget=budget)
 
 
 def config_from_cmdline(cmdline: str, *, policy: FetchPolicy | None = None,
@@ -67,12 +70,13 @@ def config_from_cmdline(cmdline: str, *, policy: FetchPolicy | None = None,
     source = "kernel command line"
     if url:
         text = fetch_text(url, policy=policy, on_retry=on_retry)
-        fetched = parse_yaml(text, source=url)
+        shown = redact_url(url)  # problems are printed and logged: no token from the query
+        fetched = parse_yaml(text, source=shown)
         if not isinstance(fetched, dict):
-            raise ValidationError([Problem(url, "must be a mapping of sections",
+            raise ValidationError([Problem(shown, "must be a mapping of sections",
                                            "serve a node config YAML file (see `hci config schema`)")])
         base = fetched
-        source = f"{url} + kernel command line"
+        source = f"{shown} + kernel command line"
     return load_config(merge(base, args), source=source)
 
 

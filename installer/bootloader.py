@@ -6,26 +6,30 @@ path, so no NVRAM entry is needed). The kernel and initramfs are read from the s
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from hcicore.layout import Layout
+from hcicore.layout import OEM_DIR, OEM_MOUNT, OEM_SEED_DIR, Layout
 
 from hcicore.command import run
+from hcicore.files import write_atomic
 
 from .disk import Runner
 
-GRUB_DIR = "boot/grub"  # on hci-oem
-ENV_DIR = "hcios"  # on hci-oem: grubenv and grubenv.bak
+ENV_DIR = OEM_DIR  # on hci-oem: grubenv and grubenv.bak
 ENV_SIZE = 1024  # grub's env block is exactly 1 KiB
 MAX_TRIES = 3
 CONSOLE_ARGS = "console=tty0 console=ttyS0,115200n8"
-HANG_ARGS = "panic=10 rd.emergency=reboot systemd.crash_reboot=yes"
+# Every boot: a kernel panic or a crashed PID 1 reboots instead of hanging.
+HANG_ARGS = "panic=10 systemd.crash_reboot=yes"
+# A trial boot only (grub.cfg adds it to the slot on trial): an initramfs failure reboots, and
+# grub's counted tries then fall back to the good slot. The good slot itself stops in dracut's
+# emergency shell on the consoles instead, with its error shown: rebooting it could only loop.
+TRIAL_ARGS = "rd.emergency=reboot"
 # cloud-init's NoCloud seed on hci-oem, which the hci-root dracut module mounts at /run/hci/oem.
-SEED_URL = "file:///run/hci/oem/hcios/nocloud/"
+SEED_URL = f"file://{OEM_MOUNT}/{OEM_SEED_DIR}/"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def render_grub_cfg(layout: Layout, *, version: str, timeout: int = 3, extra_arg
     slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, extra=extra_args))
              for s in ("a", "b")]
     return env.get_template("grub.cfg.j2").render(
-        version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{ENV_DIR}",
+        version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{ENV_DIR}", trial_args=TRIAL_ARGS,
         oem=layout.by_label("hci-oem").number, labels=[p.label for p in layout.partitions],
         slots=slots)
 
@@ -79,21 +83,9 @@ def grubenv_block(values: dict[str, str]) -> bytes:
 def write_boot_state(oem_root: Path, *, active: str = "a") -> None:
     """The first boot state: slot ``active`` good, no trial. Written to a temp file, fsynced and
     renamed, in two copies (``grubenv`` and ``grubenv.bak``)."""
-    env_dir = oem_root / ENV_DIR
-    env_dir.mkdir(parents=True, exist_ok=True)
     block = grubenv_block({"hci_active": active, "hci_try": "", "hci_tries": "0"})
     for name in ("grubenv", "grubenv.bak"):
-        tmp = env_dir / f".{name}.tmp"
-        with tmp.open("wb") as f:
-            f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, env_dir / name)
-    dir_fd = os.open(env_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        write_atomic(oem_root / ENV_DIR / name, block, mode=0o644, dir_mode=0o755)
 
 
 def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str,

@@ -1,9 +1,10 @@
 """The install disk: resolve its name, look at what is on it, refuse or clear it.
 
 Reading (``inspect_disk``) changes nothing. The only functions that write are
-``deactivate_holders`` and ``wipe_disk``, and the installer calls them only on the disk named in
-the config, after the operator (or ``install.automatic``/``--yes``) confirmed, and only when the
-disk is empty or ``install.wipe`` is true (:func:`refusal`).
+``deactivate_holders`` and ``wipe_disk``, and the installer calls them only on the disks named in
+the config (``install.device``, ``install.data_device``), after the operator (or
+``install.automatic``/``--yes``) confirmed, and only when the disk is empty or ``install.wipe``
+is true (:func:`refusal`).
 
 Every command goes through a runner with the signature of :func:`hcicore.command.run`, so tests
 feed recorded ``lsblk``/``wipefs`` output and record what would have been run.
@@ -319,7 +320,3 @@ def partition_paths(disk_path: str, numbers: dict[str, int], *, runner: Runner =
         if got != label:
             raise HciError(f"partition {path} is named {got!r}, expected {label!r}: the new table was not read")
     return {label: str(path) for label, path in paths.items()}
-
-
-def block_size(device: str, *, runner: Runner = run) -> int:
-    return int(runner(["blockdev", "--getsize64", device]).stdout.strip())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import requests
 
-from hcicore.redact import redact_url
+from hcicore.redact import redact_text, redact_url
 
 from hcicore.errors import HciError
 
@@ -58,7 +58,7 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
         try:
             resp = sess.get(url, timeout=timeout, allow_redirects=True)
         except requests.exceptions.SSLError as exc:
-            raise FetchError(f"config URL {redact_url(url)}: TLS verification failed: {exc}") from exc
+            raise FetchError(f"config URL {redact_url(url)}: TLS verification failed: {_short(exc)}") from exc
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {_short(exc)}"
         else:
@@ -79,5 +79,5 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact_text(str(exc))  # requests quotes the URL, query (tokens) included
     return text if len(text) <= 300 else text[:300] + "..."

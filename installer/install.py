@@ -1,14 +1,15 @@
 """Put hcios on a disk: the steps behind ``hci install``.
 
-Order (nothing is written before step 4):
+Order (nothing is written before step 6):
   1. the config is already validated (``hcicore.config.load_config``: exit 2 on any problem);
   2. preflight (:mod:`installer.preflight`): warnings, or a hard stop in automatic mode unless
      ``install.skip_checks``;
-  3. the disk is resolved and read (``lsblk``, ``wipefs --no-act``); a disk with partitions or
-     signatures is refused unless ``install.wipe`` - it is not touched at all - and the layout is
-     planned (a too-small disk is refused here, saying by how much);
+  3. the disk (and ``install.data_device``) is resolved and read (``lsblk``, ``wipefs --no-act``);
+     a disk with partitions or signatures is refused unless ``install.wipe`` - it is not touched
+     at all - and the layout is planned (a too-small disk is refused here, saying by how much);
   4. confirmation: ``install.automatic`` or ``--yes``, else the operator's answer;
-  5. the destructive steps: take down LVM/MD holders and wipe, GPT, filesystems, slot A
+  5. the image is hashed and compared with the digest it must have (a mismatch stops here);
+  6. the destructive steps: take down LVM/MD holders and wipe (the data disk too), GPT, filesystems, slot A
      (written with ``dd``, read back past the page cache and compared by sha256), grub for BIOS and
      UEFI with the A/B menu and boot state, node config and NoCloud seed, install log.
 A failure stops at the failing step with the reason on screen and in the log; the power action
@@ -82,7 +83,7 @@ def os_version(path: Path = VERSION_FILE) -> str:
 
 
 def default_preflight(cfg: NodeConfig, image_bytes: int) -> list[str]:
-    """helper-3's preflight checks on this machine; raises ValidationError to stop an automatic
+    """The preflight checks (:mod:`installer.preflight`) on this machine; raises ValidationError to stop an automatic
     install (unless ``install.skip_checks``); returns the other failed checks as warnings."""
     from .hostinfo import discover  # noqa: PLC0415  (reads the machine)
     from .preflight import enforce, run_checks  # noqa: PLC0415
@@ -200,7 +201,11 @@ class Install:
             raise DigestMismatch(f"image {image.path} has sha256 {got}, expected {image.sha256}: "
                                  "the medium or download is damaged; nothing was written to the disk")
         self.digest = got
-        log.info("image verified: sha256 %s", got)
+        if image.sha256:
+            log.info("image matches the expected sha256 %s", got)
+            self.ctx.progress.info(f"image matches the expected sha256 {got}")
+        else:
+            log.warning("image sha256 %s: no expected digest to check it against", got)
 
     def _write_slot(self) -> None:
         target = self.parts["hci-root-a"]
@@ -264,15 +269,15 @@ class Install:
     def _destructive_steps(self, stack: ExitStack) -> list[Step]:
         return [
             Step("verify image", self._verify_source, detail=str(self.ctx.image.path)),
-            Step("clear disk", lambda: self._clear(self.disk), destructive=True),
-            *([Step("clear data disk", lambda: self._clear(self.data_disk), detail=self.data_disk.path,
-                    destructive=True)] if self.data_disk is not None else []),
-            Step("partition", self._partition, detail="GPT: " + ", ".join(LABELS), destructive=True),
-            Step("filesystems", self._filesystems, destructive=True),
-            Step("write slot A", self._write_slot, detail=f"{self.ctx.image.size} bytes", destructive=True),
-            Step("mount", lambda: self._mount(stack), destructive=True),
-            Step("bootloader", self._bootloader, detail="grub BIOS + UEFI, A/B", destructive=True),
-            Step("node config", self._node_config, detail="config, NoCloud seed", destructive=True),
+            Step("clear disk", lambda: self._clear(self.disk)),
+            *([Step("clear data disk", lambda: self._clear(self.data_disk), detail=self.data_disk.path)]
+              if self.data_disk is not None else []),
+            Step("partition", self._partition, detail="GPT: " + ", ".join(LABELS)),
+            Step("filesystems", self._filesystems),
+            Step("write slot A", self._write_slot, detail=f"{self.ctx.image.size} bytes"),
+            Step("mount", lambda: self._mount(stack)),
+            Step("bootloader", self._bootloader, detail="grub BIOS + UEFI, A/B"),
+            Step("node config", self._node_config, detail="config, NoCloud seed"),
         ]
 
     def _mount(self, stack: ExitStack) -> None:

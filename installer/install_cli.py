@@ -55,16 +55,22 @@ def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_y
     progress = Progress(as_json=as_json)
     try:
         cfg = _load(config_src, auto_mode, cmdline_file, progress)
-        ctx = InstallContext(image=find_image(image), progress=progress, confirm=_confirm,
+        ctx = InstallContext(image=find_image(image, cmdline=cmdline_file), progress=progress, confirm=_confirm,
                              preflight=default_preflight, assume_yes=assume_yes, version=os_version())
         result = Install(cfg, ctx).execute()
-    except HciError as exc:
+    except (HciError, OSError, ValueError) as exc:
+        # OSError/ValueError: an unreadable image or command line, outside any install step
+        if isinstance(exc, ValidationError):
+            reason = "; ".join(str(p) for p in exc.problems)
+        else:
+            reason = str(exc) if isinstance(exc, HciError) else f"{type(exc).__name__}: {exc}"
         if auto_mode:
-            reason = "; ".join(str(p) for p in exc.problems) if isinstance(exc, ValidationError) else str(exc)
             auto.announce(auto.failure_marker(reason))
             auto.announce("hcios: the automatic install stopped; nothing reboots. "
                           "Fix the config (or the disk) and boot the installer again.")
-        raise
+        if isinstance(exc, HciError):
+            raise
+        raise HciError(reason) from exc
     progress.info(f"installed hcios {ctx.version} on {result.device} in {result.seconds:.0f}s",
                   device=result.device, seconds=round(result.seconds, 1), sha256=result.image_sha256)
     if auto_mode:

@@ -23,9 +23,10 @@ import shlex
 from cloud_init import render_seed
 from hcicore.config import NodeConfig, dump_config
 from hcicore.errors import Problem, ValidationError
+from installer.bootloader import HANG_ARGS
 from hcicore.layout import FIXED, PERSISTENT_MIN, MiB, OEM_NODE_CONFIG, OEM_SEED_DIR, slot_bytes
 
-KERNEL_ARGS = "panic=10 rd.emergency=reboot systemd.crash_reboot=yes"
+KERNEL_ARGS = HANG_ARGS  # no A/B trial on an Anaconda install: an initramfs failure shows its shell
 DEFAULT_IMAGE_BYTES = 1024**3
 PACKAGES = ("@core", "cloud-init", "gdisk", "openssh-server", "util-linux")
 ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"

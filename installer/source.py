@@ -20,12 +20,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcicore.config.cmdline import cmdline_value
+from hcicore.digest import CHUNK
 from hcicore.errors import HciError
 
 LIVE_IMAGE = Path("/run/initramfs/live/LiveOS/squashfs.img")
 LIVE_ROOT = "/run/rootfsbase"
 IMAGE_SHA256_ARG = "hcios.image_sha256="
-CHUNK = 4 * 1024 * 1024
 SQUASHFS_MAGIC = b"hsqs"
 
 
@@ -52,10 +53,8 @@ def _read_digest_file(path: Path) -> str | None:
 
 def digest_from_cmdline(cmdline: str) -> str | None:
     """The ``hcios.image_sha256=`` value of a kernel command line, or None."""
-    for word in cmdline.split():
-        if word.startswith(IMAGE_SHA256_ARG):
-            return _sha256_word(word[len(IMAGE_SHA256_ARG):], f"kernel command line {IMAGE_SHA256_ARG}")
-    return None
+    value = cmdline_value(cmdline, IMAGE_SHA256_ARG)
+    return None if value is None else _sha256_word(value, f"kernel command line {IMAGE_SHA256_ARG}")
 
 
 def _size(path: Path) -> int:

@@ -32,7 +32,6 @@ class Step:
     name: str
     action: Callable[[], Any]
     detail: str = ""
-    destructive: bool = False  # writes to the install disk
 
 
 def run_steps(steps: Sequence[Step], progress: Progress) -> None:

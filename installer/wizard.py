@@ -11,14 +11,13 @@ A password is hashed the moment it is accepted; the plain text is never stored.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hcicore.config import dump_config, hash_password, load_config
 from hcicore.errors import ValidationError
+from hcicore.files import write_private
 
 from .answers import AnswerError
 from .hostinfo import HostInfo
@@ -191,20 +190,7 @@ def write_config(cfg: dict[str, Any], out_path: Path) -> Path:
     atomically (temp file in the same directory, renamed). Raises ValidationError if invalid."""
     text = "# hcios node config, written by the interactive installer\n" + dump_config(
         load_config(copy.deepcopy(cfg), source=SOURCE))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-    except OSError:
-        os.unlink(tmp)
-        raise
-    return out_path
+    return write_private(Path(out_path), text)
 
 
 def save(wizard: Wizard, out_path: Path) -> Path:

@@ -51,6 +51,16 @@ def split_args(cmdline: str) -> list[str]:
     return args
 
 
+def cmdline_value(cmdline: str, prefix: str) -> str | None:
+    """The value of a ``<prefix><value>`` argument (``prefix`` ends with ``=``), the last one when
+    repeated (as dracut's getarg reads it); None when absent."""
+    found = None
+    for arg in split_args(cmdline):
+        if arg.startswith(prefix):
+            found = arg[len(prefix):]
+    return found
+
+
 class _Indexed(dict):  # type: ignore[type-arg]
     """A list under construction: index -> value."""
 

@@ -25,6 +25,10 @@ PYTHON_DEST = "usr/lib/python3/dist-packages"
 VENDOR_DEST = "usr/lib/hcios/python"  # PyPI wheels the distro lacks (profile: python_packages)
 LAUNCHERS = {"usr/bin/hci": "hcicore.cli"}
 NODE_PYTHON = "/usr/bin/python3"
+# pip's script preamble when the interpreter path is too long for a shebang:
+#   #!/bin/sh / '''exec' "/long/python" "$0" "$@" / ' '''
+SH_PREAMBLE = b"'''exec'"
+SH_PREAMBLE_END = b"' '''"
 
 
 def install_vendor(root: Path, requirements: list[str]) -> None:
@@ -44,8 +48,8 @@ def _record_hash(data: bytes) -> str:
 def retarget_scripts(target: Path, interpreter: str) -> list[str]:
     """Point the console scripts pip wrote under ``target/bin`` at the node's interpreter.
 
-    pip writes the build host's ``sys.executable`` into their shebangs: a path that does not exist
-    on the node, and one that made the image depend on where the repository was checked out. The
+    pip writes the build host's ``sys.executable`` into their shebangs (for a long path, into a
+    ``#!/bin/sh`` preamble that re-execs it): a path that does not exist on the node, and one that made the image depend on where the repository was checked out. The
     wheels' RECORD files are rewritten to the new hashes and sizes so they stay true.
     Returns the retargeted scripts, relative to ``target``.
     """
@@ -53,10 +57,15 @@ def retarget_scripts(target: Path, interpreter: str) -> list[str]:
     changed: dict[str, bytes] = {}
     for script in sorted(bindir.iterdir()) if bindir.is_dir() else []:
         data = script.read_bytes()
-        first, sep, rest = data.partition(b"\n")
-        if not first.startswith(b"#!") or b"python" not in first:
+        lines = data.split(b"\n")
+        if lines[0].startswith(b"#!") and b"python" in lines[0]:
+            body = lines[1:]
+        elif lines[0] == b"#!/bin/sh" and lines[1:2] and lines[1].startswith(SH_PREAMBLE) \
+                and lines[2:3] == [SH_PREAMBLE_END]:
+            body = lines[3:]  # the form pip uses for a long interpreter path: sh re-execs the Python
+        else:
             continue
-        new = f"#!{interpreter}".encode() + sep + rest
+        new = b"\n".join([f"#!{interpreter}".encode(), *body])
         if new != data:
             script.write_bytes(new)
             changed[script.name] = new

@@ -34,6 +34,7 @@ def test_user_data_identity_and_login() -> None:
     (root,) = ud["users"]
     assert root == {"name": "root", "lock_passwd": False, "hashed_passwd": HASH, "ssh_authorized_keys": [ED25519]}
     assert ud["disable_root"] is False and ud["ssh_pwauth"] is True
+    assert ud["ssh_deletekeys"] is False  # a node's host keys are made once and kept
     assert ud["ntp"] == {"enabled": True, "servers": ["0.pool.ntp.org"]}
 
 

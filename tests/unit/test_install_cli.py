@@ -30,7 +30,7 @@ def no_system_commands(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("install:\n  device: /dev/vda\n  power_action: explode\nnode:\n  hostname: Not_Valid\n")
-    result = CliRunner().invoke(main, ["install", "--config", str(cfg), "--yes", "--no-power-action"])
+    result = CliRunner().invoke(main, ["install", "--config", str(cfg), "--yes", "--no-power-action"], catch_exceptions=False)
     assert result.exit_code == 2
     assert "error: install.power_action:" in result.output and "error: node.hostname:" in result.output
 
@@ -40,7 +40,7 @@ def test_missing_image_is_a_clear_failure(tmp_path: Path) -> None:
     cfg.write_text("install:\n  device: /dev/vda\nnode:\n  hostname: n1\n  password_hash: "
                    "\"$6$s$Qec6ivgWo6OAkJqL7FWGjqYP3eYgVBjnN3zBjO6ckA8TXaqsndi62pcOgFWZxbVy1DLi5y46kHrtx8k6S62Ww.\"\n")
     result = CliRunner().invoke(main, ["install", "--config", str(cfg), "--image", str(tmp_path / "none.squashfs"),
-                                       "--yes", "--no-power-action"])
+                                       "--yes", "--no-power-action"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "none.squashfs does not exist" in result.output
 
@@ -52,6 +52,30 @@ def test_auto_mode_failure_prints_the_failed_marker(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(auto, "announce", lambda line, devices=None: lines.append(line))
     cmdline = tmp_path / "cmdline"
     cmdline.write_text("rd.live.image hci.install.automatic=true hci.node.hostname=Bad_Name\n")
-    result = CliRunner().invoke(main, ["install", "--auto", "--cmdline-file", str(cmdline), "--no-power-action"])
+    result = CliRunner().invoke(main, ["install", "--auto", "--cmdline-file", str(cmdline), "--no-power-action"], catch_exceptions=False)
     assert result.exit_code == 2
     assert lines[0].startswith("HCIOS-INSTALL-FAILED: error: node.hostname:")
+
+
+def test_auto_mode_unreadable_image_still_prints_the_failed_marker(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error outside the install steps (here: the image can't be opened, it is a socket) ends
+    with the marker and exit 1, not a traceback the harness would wait on forever."""
+    import socket
+
+    import installer.auto as auto
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "image.sock"))
+
+    lines: list[str] = []
+    monkeypatch.setattr(auto, "announce", lambda line, devices=None: lines.append(line))
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("rd.live.image hci.install.automatic=true hci.install.device=/dev/vda "
+                       "hci.node.hostname=n1 hci.node.password=correct-horse-battery\n")
+    result = CliRunner().invoke(main, ["install", "--auto", "--cmdline-file", str(cmdline), "--image",
+                                       str(tmp_path / "image.sock"), "--no-power-action"], catch_exceptions=False)
+    sock.close()
+    assert result.exit_code == 1
+    assert lines[0].startswith("HCIOS-INSTALL-FAILED: OSError:") and "image.sock" in lines[0], lines
+    assert "correct-horse-battery" not in "".join(lines) + result.output

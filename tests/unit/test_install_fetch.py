@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from hcicore.errors import ValidationError
-from installer.auto import config_from_cmdline, failure_marker
+from installer.auto import config_from_cmdline, config_from_source, failure_marker
 from installer.fetch_config import FetchError, FetchPolicy, fetch_text
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,7 @@ class FlakyServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 outer.hits += 1
-                if self.path != "/config.yaml":
+                if self.path.split("?")[0] != "/config.yaml":  # a query (token) is allowed
                     self.send_error(404)
                     return
                 if outer.hits <= fail:
@@ -145,3 +145,28 @@ def test_fetch_budget_from_the_kernel_command_line() -> None:
     assert fetch_policy("quiet").budget == FetchPolicy().budget
     with pytest.raises(ValidationError, match="not a number"):
         fetch_policy("hcios.fetch_budget=soon")
+
+
+def test_token_in_the_config_url_never_reaches_an_error() -> None:
+    """requests quotes the request target (query included) in its errors; the retry lines, the
+    FetchError and the FAILED marker must not carry the token."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    retries: list[str] = []
+    policy = FetchPolicy(budget=1.5, connect_timeout=0.5, read_timeout=0.5, first_delay=0.2, max_delay=0.5)
+    with pytest.raises(FetchError) as err:
+        fetch_text(f"http://ops:pa55@127.0.0.1:{port}/c.yaml?token=s3cret", policy=policy,
+                   on_retry=lambda n, error, delay: retries.append(error))
+    assert retries and "ConnectionError" in retries[0] and "/c.yaml" in retries[0]
+    for text in [*retries, str(err.value)]:
+        assert "s3cret" not in text and "pa55" not in text, text
+    # a config that does not parse names the URL without its query
+    with FlakyServer("install: [unclosed\n", fail=0) as srv:
+        with pytest.raises(ValidationError) as bad:
+            config_from_cmdline(f"hci.install.config_url={srv.url}?token=s3cret", policy=FAST)
+    assert "not valid YAML" in str(bad.value) and "s3cret" not in str(bad.value)
+    with FlakyServer("- a list\n", fail=0) as srv:
+        with pytest.raises(ValidationError) as bad:
+            config_from_source(f"{srv.url}?token=s3cret", policy=FAST)
+    assert "s3cret" not in str(bad.value)

@@ -22,9 +22,9 @@ def cfg_text() -> str:
 def test_kernel_args_contract() -> None:
     args = kernel_args("a")
     for word in ("root=PARTLABEL=hci-root-a", "rootfstype=squashfs", "ro", "console=tty0",
-                 "console=ttyS0,115200n8", "panic=10", "rd.emergency=reboot", "systemd.crash_reboot=yes",
-                 "hci.slot=a"):
+                 "console=ttyS0,115200n8", "panic=10", "systemd.crash_reboot=yes", "hci.slot=a"):
         assert word in args.split()
+    assert "rd.emergency=reboot" not in args  # only a trial boot reboots from the initramfs
     assert "'ds=nocloud;s=file:///run/hci/oem/hcios/nocloud/'" in args
     assert "hci.slot=b" in kernel_args("b") and "PARTLABEL=hci-root-b" in kernel_args("b")
 
@@ -48,6 +48,22 @@ def test_trial_decrements_before_boot_and_falls_back_at_zero(cfg_text: str) -> N
     save = cfg_text.index('save_env --file "$hci_env" hci_tries')
     assert save < cfg_text.index("menuentry")
     assert "set fallback=hci-$hci_active" in cfg_text
+
+
+def test_only_a_counted_trial_gets_the_reboot_on_emergency(cfg_text: str) -> None:
+    """rd.emergency=reboot is added to the slot on trial, and only after its try was saved; a
+    failed save_env boots the good slot (an uncounted trial could loop forever)."""
+    save = cfg_text.index('if save_env --file "$hci_env" hci_tries; then\n        set hci_trial_slot=$hci_try')
+    failed = cfg_text.index("else\n        set default=hci-$hci_active", save)
+    assert save < failed < cfg_text.index("menuentry")
+    assert cfg_text.count("set hci_trial_slot=$hci_try") == 1
+    assert "set hci_trial_slot=\nexport hci_trial_slot" in cfg_text
+    for slot in ("a", "b"):
+        entry = cfg_text[cfg_text.index(f"--id hci-{slot} {{"):]
+        entry = entry[:entry.index("\n}")]
+        assert (f'if [ "$hci_trial_slot" = {slot} ]; then\n    set hci_trial_args="rd.emergency=reboot"'
+                in entry)
+        assert entry.split("linux /boot/vmlinuz ")[1].split("\n")[0].endswith(" $hci_trial_args")
 
 
 @pytest.mark.skipif(shutil.which("grub-script-check") is None, reason="grub-script-check not installed")

@@ -6,7 +6,6 @@ the O_DIRECT read-back of a written image. The partitioned install itself runs i
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hcicore.command import run
+from hcicore.digest import sha256_file
 from installer.disk import inspect_disk, refusal, wipe_disk
 from installer.source import sha256_of
 
@@ -26,10 +26,6 @@ pytestmark = [
 ]
 
 MiB = 1024**2
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -51,13 +47,13 @@ def test_partitioned_loop_disk_is_refused_and_left_unchanged(loop: tuple[str, Pa
     device, backing = loop
     run(["sgdisk", "--new=1:2048:+16M", "--change-name=1:olddata", device])
     run(["sync"])
-    before = _digest(backing)
+    before = sha256_file(backing)
     disk = inspect_disk(device)
     problems = refusal(disk, wipe=False)
     assert len(problems) == 1
     assert "gpt" in str(problems[0]) and "install.wipe: true" in str(problems[0])
     run(["sync"])
-    assert _digest(backing) == before
+    assert sha256_file(backing) == before
 
 
 def test_wipe_clears_every_signature(loop: tuple[str, Path]) -> None:
@@ -76,4 +72,4 @@ def test_direct_readback_sees_the_written_bytes(loop: tuple[str, Path], tmp_path
     image.write_bytes(os.urandom(3 * MiB + 4096))
     run(["dd", f"if={image}", f"of={device}", "bs=4M", "oflag=direct", "conv=fsync", "status=none"])
     run(["blockdev", "--flushbufs", device])
-    assert sha256_of(device, image.stat().st_size, direct=True) == _digest(image)
+    assert sha256_of(device, image.stat().st_size, direct=True) == sha256_file(image)

@@ -123,6 +123,8 @@ def test_full_install_runs_steps_in_order_and_fills_oem(tmp_path: Path, image: I
     assert (oem / "hcios/grubenv").stat().st_size == 1024
     log_text = (oem / "hcios/install.log").read_text()
     assert "sgdisk --clear" in log_text and "secret-token-1234" not in log_text and HASH not in log_text
+    assert "no expected digest to check it against" in log_text  # the fixture image has none
+    assert "image matches the expected" not in log_text
     steps = [e["name"] for e in events(out) if e.get("status") == "done"]
     assert steps == ["preflight", "inspect disk", "verify image", "clear disk", "partition", "filesystems",
                      "write slot A", "mount", "bootloader", "node config"]
@@ -224,10 +226,13 @@ def test_damaged_image_is_refused_before_the_disk_is_touched(tmp_path: Path, ima
     assert [e["name"] for e in events(out) if e.get("status") == "failed"] == ["verify image"]
 
 
-def test_known_digest_is_what_the_slot_must_read_back(tmp_path: Path, image: ImageSource) -> None:
+def test_known_digest_is_checked_and_said_so(tmp_path: Path, image: ImageSource) -> None:
     known = ImageSource(image.path, image.size, sha256_of(image.path, image.size))
     result = make(tmp_path, config(), known, SimRunner(tmp_path))[0].execute()
     assert result.image_sha256 == known.sha256
+    log_text = (tmp_path / "work/oem/hcios/install.log").read_text()
+    assert f"image matches the expected sha256 {known.sha256}" in log_text
+    assert "no expected digest" not in log_text
 
 
 def _data_disk(runner: FakeRunner, *, used: bool) -> None:

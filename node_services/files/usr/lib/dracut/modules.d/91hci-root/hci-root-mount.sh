@@ -1,7 +1,7 @@
 #!/bin/sh
 # pre-pivot hook (hcios, dracut module hci-root): writable layers of an installed node.
-# Sourced by dracut: no exit, failures call die (emergency -> rd.emergency=reboot -> grub's
-# A/B fallback decides what boots next).
+# Sourced by dracut: no exit, failures call die (emergency shell; on a trial boot
+# rd.emergency=reboot, and grub's A/B fallback decides what boots next).
 type getarg >/dev/null 2>&1 || . /lib/dracut-lib.sh
 
 hci_wait_dev() {
@@ -19,8 +19,9 @@ hci_mount_part() {
     hci_wait_dev "$_dev" || die "hcios: partition $1 not found ($_dev)"
     mkdir -p "$2"
     if command -v e2fsck >/dev/null 2>&1; then
-        e2fsck -p "$_dev" >/dev/null 2>&1
-        [ $? -le 1 ] || warn "hcios: e2fsck found problems on $1"
+        e2fsck -p "$_dev" >/tmp/hci-fsck.log 2>&1
+        _rc=$?
+        [ "$_rc" -le 1 ] || warn "hcios: e2fsck exit $_rc on $1 (mounting anyway): $(tail -n 3 /tmp/hci-fsck.log)"
     fi
     mount -t ext4 -o rw,noatime "$_dev" "$2" || die "hcios: cannot mount $1 on $2"
 }
@@ -36,7 +37,10 @@ hci_root_setup() {
             rm -rf "${P:?}/$d"
             mkdir -p "$P/$d"
             cp -a "/sysroot/$d/." "$P/$d/" || die "hcios: cannot seed /$d on hci-persistent"
-            touch "$P/.hci-seeded-$d"
+            # the marker only after the copy is on disk; without it the next boot seeds again
+            # (and removes what this boot put there), so a marker that can't be written stops here
+            sync
+            touch "$P/.hci-seeded-$d" || die "hcios: cannot mark /$d as seeded on hci-persistent"
         fi
     done
     mount -t overlay overlay \
