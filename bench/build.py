@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from image.cache import default_cache_root  # noqa: E402
+from hcicore.yamlio import load_yaml_file  # noqa: E402
 from image.profile import load_profile, resolve_profile_path  # noqa: E402
 
 HCI = str(Path(sys.executable).with_name("hci"))
@@ -34,7 +35,9 @@ HCI = str(Path(sys.executable).with_name("hci"))
 
 def timed(argv: list[str], **kw) -> float:  # type: ignore[no-untyped-def]
     t0 = time.monotonic()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return time.monotonic() - t0
 
 
@@ -53,7 +56,7 @@ def main() -> int:
         shutil.copytree(prof_path.parent, pdir)
         # Components are left out on both sides: the floor fetches none, and on a host that can't
         # reach their servers the failed retries would be all that a warm build measures.
-        raw = yaml.safe_load((pdir / "profile.yaml").read_text())
+        raw = load_yaml_file(pdir / "profile.yaml")  # the reader hci build uses (YAML 1.2)
         raw.pop("components", None)
         (pdir / "profile.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         if prof.overlay is not None and prof.overlay.parent != prof_path.parent:

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from iso.bootargs import CONSOLES, live_root_cdlabel, volume_label  # noqa: E402
+from iso.bootargs import ACTIONS, CONSOLES, live_root_cdlabel, volume_label  # noqa: E402
+from iso.build import iso_name  # noqa: E402
 from iso.httpserve import serve_directory  # noqa: E402
 from iso.lab import Lab  # noqa: E402
 
@@ -43,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
     manifest = json.loads((args.out / "build-manifest.json").read_text())
     version = manifest["version"]
-    iso = args.out / f"hcios-{version}-{manifest['arch']}.iso"
+    iso = args.out / iso_name(version, manifest["arch"])
     kernel, initrd = args.out / "pxe" / "vmlinuz", args.out / "pxe" / "initrd.img"
     image_bytes = (args.out / "rootfs.squashfs").stat().st_size
     with Lab(prefix="hcibench") as lab:
@@ -56,18 +57,21 @@ def main() -> int:
         with serve_directory(www) as port:
             disk = lab.create_disk("install", "20G")
             vm = lab.start_vm("install", cdrom=iso, disks=[disk], kernel=kernel, initrd=initrd,
-                              cmdline=live_args(version, "hcios.live=install hci.install.automatic=true "
+                              cmdline=live_args(version, f"{ACTIONS['auto'][1]} "
                                                 f"hci.install.config_url=http://10.0.2.2:{port}/config.yaml"))
             m = vm.wait_for_serial(r"HCIOS-INSTALL-(OK|FAILED)[^\r\n]*", TIMEOUT)
             if m.group(1) != "OK":
                 raise SystemExit(f"install failed: {m.group(0)}\n{vm.serial_tail()}")
-            install_s = float(re.search(r"seconds=([0-9.]+)", m.group(0)).group(1))  # type: ignore[union-attr]
+            took = re.search(r"seconds=([0-9.]+)", m.group(0))
+            if took is None:
+                raise SystemExit(f"the OK line carries no seconds=: {m.group(0)!r}")
+            install_s = float(took.group(1))
             vm.destroy()
         disk = lab.create_disk("floor", "20G")
         dd = ("dd if=/run/initramfs/live/LiveOS/squashfs.img of=/dev/vda bs=4M oflag=direct conv=fsync "
               "2>/dev/ttyS0")
         vm = lab.start_vm("floor", cdrom=iso, disks=[disk], kernel=kernel, initrd=initrd,
-                          cmdline=live_args(version, f"hcios.live=shell systemd.run=\"/bin/sh -c '{dd}'\" "
+                          cmdline=live_args(version, f"{ACTIONS['shell'][1]} systemd.run=\"/bin/sh -c '{dd}'\" "
                                             "systemd.run_success_action=poweroff"))
         m = vm.wait_for_serial(DD_RE, TIMEOUT)
         floor_bytes, floor_s = int(m.group(1)), float(m.group(2))

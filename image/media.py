@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+from hcicore.digest import sha256_file
 from hcicore.errors import HciError
 from iso.bootfiles import resolve_in_tree
 from iso.build import build_iso
@@ -46,11 +47,13 @@ def write_boot_media(ctx: BuildContext, dirs: dict[str, Path], out: Path) -> dic
     kernel, initrd = boot_files(dirs["finalize"] / "tree")
     squashfs = out / "rootfs.squashfs"
     airgap = airgap_files(ctx, out)
+    digest = sha256_file(squashfs)  # once, for the ISO's .sha256 file and the PXE boot line
     try:
         iso = build_iso(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
                         arch=ctx.profile.arch, airgap_dir=airgap, progress=ctx.progress,
-                        source_date_epoch=ctx.epoch)
-        pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version)
+                        source_date_epoch=ctx.epoch, squashfs_sha256=digest)
+        pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
+                        squashfs_sha256=digest)
     finally:
         if airgap is not None:
             shutil.rmtree(airgap)

@@ -50,6 +50,11 @@ def stage_code_digest(stage: Stage) -> str:
     return h.hexdigest()
 
 
+def stage_key(stage: Stage, base_id: str | None) -> str:
+    """The stage's content id: name, options, input digests, its code, and its base stage's id."""
+    return stage_id(stage.name, stage.options, {**stage.inputs, "code": stage_code_digest(stage)}, base_id)
+
+
 def cache_entries() -> int:
     return int(os.environ.get("HCIOS_CACHE_ENTRIES", DEFAULT_CACHE_ENTRIES))
 
@@ -165,7 +170,7 @@ def run_stages(ctx: BuildContext, stages: list[Stage]) -> tuple[dict[str, Path],
     for stage in stages:
         base_name = stage.base or prev
         base_id = ids.get(base_name) if base_name else None
-        sid = stage_id(stage.name, stage.options, {**stage.inputs, "code": stage_code_digest(stage)}, base_id)
+        sid = stage_key(stage, base_id)
         ids[stage.name] = sid
         with ctx.cache.locked(sid) as waited:
             if waited:

@@ -5,7 +5,7 @@ Layout of the medium:
   /boot/grub/grub.cfg                 menu (see grub.cfg.j2)
   /boot/grub/i386-pc/eltorito.img     BIOS El Torito image (also started by the hybrid MBR)
   /LiveOS/squashfs.img                the build's rootfs.squashfs, byte for byte
-  /LiveOS/squashfs.img.sha256         its digest, for the installer's verify-after-write
+  /LiveOS/squashfs.img.sha256         its digest: the installer checks the image against it before writing
   /airgap/...                         component images, when an airgap bundle is given
   /.hcios/build.json                  version, arch, label, squashfs sha256
   appended partition 2 (GPT, EFI System): FAT image with EFI/BOOT/BOOTX64.EFI, also the
@@ -88,6 +88,7 @@ def build_iso(
     progress: ProgressLike,
     timeout: int = 5,
     source_date_epoch: int | None = None,
+    squashfs_sha256: str | None = None,
 ) -> Path:
     """Write ``out_dir/hcios-<version>-<arch>.iso`` and return its path.
 
@@ -106,7 +107,7 @@ def build_iso(
         (stage / "boot" / "grub" / "i386-pc").mkdir(parents=True)
         (stage / "LiveOS").mkdir()
         (stage / ".hcios").mkdir()
-        digest = sha256_file(squashfs)
+        digest = squashfs_sha256 or sha256_file(squashfs)
         (stage / "boot" / "grub" / "grub.cfg").write_text(
             render_grub_cfg(version=version, arch=arch, label=label, timeout=timeout))
         (stage / "LiveOS" / "squashfs.img.sha256").write_text(f"{digest}  squashfs.img\n")

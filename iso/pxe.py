@@ -60,8 +60,10 @@ def _place(src: Path, dst: Path) -> None:
         dst.chmod(0o644)
 
 
-def write_pxe(*, squashfs: Path, kernel: Path, initrd: Path, out_dir: Path, version: str) -> Path:
-    """Write ``out_dir/pxe/`` and return that directory."""
+def write_pxe(*, squashfs: Path, kernel: Path, initrd: Path, out_dir: Path, version: str,
+              squashfs_sha256: str | None = None) -> Path:
+    """Write ``out_dir/pxe/`` and return that directory (``squashfs_sha256``: the digest when
+    the caller has it already, else it is computed)."""
     problems = [
         Problem(name, f"{path} is not a file", "build the image first (hci build)")
         for name, path in (("squashfs", squashfs), ("kernel", kernel), ("initrd", initrd))
@@ -74,5 +76,6 @@ def write_pxe(*, squashfs: Path, kernel: Path, initrd: Path, out_dir: Path, vers
     _place(Path(kernel), pxe / "vmlinuz")
     _place(Path(initrd), pxe / "initrd.img")
     _place(Path(squashfs), pxe / "rootfs.squashfs")
-    (pxe / "boot.ipxe").write_text(render_boot_ipxe(version, sha256_file(pxe / "rootfs.squashfs")))
+    digest = squashfs_sha256 or sha256_file(pxe / "rootfs.squashfs")
+    (pxe / "boot.ipxe").write_text(render_boot_ipxe(version, digest))
     return pxe

@@ -120,8 +120,10 @@ def test_two_clean_builds_give_the_same_squashfs(built_image: BuiltImage, tmp_pa
     from the persistent cache; it was itself a clean build when it was made. If the mirror moved
     since, the package lists differ and a second clean build is compared instead.)"""
     checkout = copy_checkout(tmp_path / "elsewhere" / "hcios")
+    # what `hci build` imports with this environment (run from elsewhere: the cwd is not on the
+    # path of a console script, so only PYTHONPATH can make it pick the checkout)
     used = subprocess.run([sys.executable, "-c", "import image.pipeline as p; print(p.REPO_ROOT)"],
-                          cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)},
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(checkout)},
                           capture_output=True, text=True, check=True).stdout.strip()
     assert used == str(checkout), "the build must run the second checkout's code"
 

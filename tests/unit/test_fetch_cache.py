@@ -136,26 +136,32 @@ def test_prune_keeps_current_build_and_most_recent(tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "stages").iterdir() if p.is_dir()} == {"recent", "cur1", "cur2"}
 
 
-def test_stage_code_is_part_of_the_stage_id(tmp_path: Path) -> None:
-    """Editing a stage's implementation invalidates its cached output, like a changed option."""
+def test_stage_code_is_part_of_the_stage_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing a stage's implementation, or a helper every stage runs through, changes the id the
+    build looks its output up by, like a changed option does."""
     import importlib.util
-    import sys
 
-    from image.pipeline import stage_code_digest
+    import image.pipeline as pipeline
     from image.stages.base import Stage
 
-    def load(text: str, name: str):
+    def load(text: str, name: str) -> Stage:
         (tmp_path / name).mkdir()
         src = tmp_path / name / "stage.py"
         src.write_text(text)
-        spec = importlib.util.spec_from_file_location(name, src)
+        spec = importlib.util.spec_from_file_location(f"hcios_test_{name}", src)
         mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
         spec.loader.exec_module(mod)
-        return Stage("s", mod.run)
+        return Stage("s", mod.run, options={"o": 1})
 
-    one = load("def run(ctx, base, out):\n    pass\n", "stage_v1")
-    same = load("def run(ctx, base, out):\n    pass\n", "stage_v1b")
-    two = load("def run(ctx, base, out):\n    print('changed')\n", "stage_v2")
-    assert stage_code_digest(one) == stage_code_digest(same)
-    assert stage_code_digest(one) != stage_code_digest(two)
+    helper = tmp_path / "helper.py"
+    helper.write_text("X = 1\n")
+    monkeypatch.setattr(pipeline, "SHARED_STAGE_CODE", (str(helper),))  # absolute: replaces image/...
+    one = load("def run(ctx, base, out):\n    pass\n", "v1")
+    same = load("def run(ctx, base, out):\n    pass\n", "v1b")
+    two = load("def run(ctx, base, out):\n    print('changed')\n", "v2")
+    key = pipeline.stage_key(one, "base")
+    assert pipeline.stage_key(same, "base") == key
+    assert pipeline.stage_key(two, "base") != key
+    assert pipeline.stage_key(one, "other-base") != key
+    helper.write_text("X = 2\n")
+    assert pipeline.stage_key(one, "base") != key

@@ -153,3 +153,7 @@ def test_duplicate_key_and_yaml11_booleans_are_caught(tmp_path: Path) -> None:
     (line,) = problems(dup)
     assert line.startswith(f"error: {dup}:") and "duplicate key" in line
     assert load_yaml_text("a: no\nb: 0755\nc: 12:34:56\n", source="x") == {"a": "no", "b": "0755", "c": "12:34:56"}
+    for name in ("no", "0755"):  # YAML 1.1 would make these False and 493: schema errors
+        plain = tmp_path / f"plain-{name}.yaml"
+        plain.write_text("\n".join(f"name: {name}" if ln.startswith("name:") else ln for ln in text.splitlines()))
+        assert load_profile(plain).name == name
