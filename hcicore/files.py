@@ -24,12 +24,17 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, dir_mode: int = 
     except BaseException:
         os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the directory entries of ``path`` (a rename, a new or removed file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_private(path: Path, text: str) -> Path:

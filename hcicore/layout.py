@@ -17,6 +17,7 @@ boundary; the first MiB holds the primary GPT and the last MiB is left for the b
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from .errors import Problem, ValidationError
@@ -36,6 +37,8 @@ OEM_MOUNT = "/run/hci/oem"  # where the installed node mounts hci-oem (dracut mo
 OEM_DIR = "hcios"  # our directory on hci-oem: boot state, node config, seed, install log
 OEM_NODE_CONFIG = f"{OEM_DIR}/config.yaml"  # the validated node config (dump_config), mode 0600
 OEM_SEED_DIR = f"{OEM_DIR}/nocloud"  # cloud-init NoCloud seed (render_seed), files mode 0600
+OEM_INSTALL_INFO = f"{OEM_DIR}/install.json"  # what the installer wrote: version, digest, PARTUUIDs
+PERSISTENT_MOUNT = "/run/hci/persistent"  # where the installed node mounts hci-persistent
 
 
 @dataclass(frozen=True)
@@ -111,18 +114,37 @@ def plan_layout(disk_bytes: int, image_bytes: int, *, device: str = "the install
     return Layout(disk_bytes, slot, tuple(parts))
 
 
-def sgdisk_argv(layout: Layout, device: str, *, sector_size: int = 512) -> list[str]:
+@dataclass(frozen=True)
+class DiskIdentity:
+    """The GUIDs the installer gives the disk and each partition: the node finds everything by
+    them (kernel line, boot state), so a second disk with the same GPT names is never used."""
+
+    disk_guid: str
+    partuuids: dict[str, str]  # label -> PARTUUID (lower-case)
+
+    @classmethod
+    def new(cls, labels: tuple[str, ...] = LABELS) -> DiskIdentity:
+        return cls(str(uuid.uuid4()), {label: str(uuid.uuid4()) for label in labels})
+
+
+def sgdisk_argv(layout: Layout, device: str, *, sector_size: int = 512,
+                identity: DiskIdentity | None = None) -> list[str]:
     """The sgdisk command that writes ``layout`` to ``device`` as a fresh GPT.
 
     ``--clear`` replaces any partition table: the caller must have checked the disk may be
-    wiped. Start and end sectors are explicit, so the disk gets exactly the planned layout."""
+    wiped. Start and end sectors are explicit, so the disk gets exactly the planned layout;
+    with ``identity`` the disk and partition GUIDs are the given ones instead of random ones."""
     if MiB % sector_size:
         raise ValueError(f"unsupported sector size {sector_size}")
     argv = ["sgdisk", "--clear"]
+    if identity is not None:
+        argv.append(f"--disk-guid={identity.disk_guid}")
     for p in layout.partitions:
         first = p.start // sector_size
         last = p.end // sector_size - 1
         argv += [f"--new={p.number}:{first}:{last}", f"--typecode={p.number}:{p.type_code}",
                  f"--change-name={p.number}:{p.label}"]
+        if identity is not None:
+            argv.append(f"--partition-guid={p.number}:{identity.partuuids[p.label]}")
     argv.append(device)
     return argv

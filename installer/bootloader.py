@@ -1,8 +1,10 @@
-"""GRUB for BIOS and UEFI on the install disk, its A/B menu and the boot state (grubenv).
+"""GRUB for BIOS and UEFI on the install disk, its A/B menu and the first boot state.
 
 Both grubs keep their modules and ``grub.cfg`` on ``hci-oem`` (``/boot/grub``): the BIOS core
 image sits in ``hci-bios``, the UEFI one at ``EFI/BOOT/BOOTX64.EFI`` on ``hci-esp`` (the removable
 path, so no NVRAM entry is needed). The kernel and initramfs are read from the slot's squashfs.
+The boot state (two copies and the good-slot markers) is :mod:`hcicore.bootstate`; the protocol
+is in docs/upgrade.md.
 """
 from __future__ import annotations
 
@@ -11,23 +13,21 @@ from pathlib import Path
 
 import jinja2
 
-from hcicore.layout import OEM_DIR, OEM_MOUNT, OEM_SEED_DIR, Layout
-
+from hcicore.bootstate import COPIES, MAX_TRIES, BootStateStore
 from hcicore.command import run
-from hcicore.files import write_atomic
+from hcicore.layout import OEM_DIR, OEM_MOUNT, OEM_SEED_DIR, Layout
 
 from .disk import Runner
 
-ENV_DIR = OEM_DIR  # on hci-oem: grubenv and grubenv.bak
-ENV_SIZE = 1024  # grub's env block is exactly 1 KiB
-MAX_TRIES = 3
 CONSOLE_ARGS = "console=tty0 console=ttyS0,115200n8"
 # Every boot: a kernel panic or a crashed PID 1 reboots instead of hanging.
 HANG_ARGS = "panic=10 systemd.crash_reboot=yes"
 # A trial boot only (grub.cfg adds it to the slot on trial): an initramfs failure reboots, and
-# grub's counted tries then fall back to the good slot. The good slot itself stops in dracut's
-# emergency shell on the consoles instead, with its error shown: rebooting it could only loop.
-TRIAL_ARGS = "rd.emergency=reboot"
+# grub's counted tries then fall back to the good slot; hci.trial tells the node services (the
+# health gate, the trial deadline) that this boot is a trial. The good slot itself stops in
+# dracut's emergency shell on the consoles instead, with its error shown: rebooting it could
+# only loop.
+TRIAL_ARGS = "rd.emergency=reboot hci.trial=1"
 # cloud-init's NoCloud seed on hci-oem, which the hci-root dracut module mounts at /run/hci/oem.
 SEED_URL = f"file://{OEM_MOUNT}/{OEM_SEED_DIR}/"
 
@@ -39,13 +39,19 @@ class SlotEntry:
     args: str
 
 
-def kernel_args(slot: str, *, extra: str = "") -> str:
-    """Kernel command line of an installed node booting ``slot`` (a or b)."""
+def kernel_args(slot: str, partuuids: dict[str, str], *, extra: str = "") -> str:
+    """Kernel command line of an installed node booting ``slot`` (a or b).
+
+    Every partition is named by its PARTUUID, which the installer chose for this disk: the root
+    slot, ``hci-oem`` and ``hci-persistent`` are then always the ones of the disk grub booted
+    from, never a same-named partition of another disk (harvester#3070)."""
     parts = [
-        f"root=PARTLABEL=hci-root-{slot} rootfstype=squashfs ro",
+        f"root=PARTUUID={partuuids[f'hci-root-{slot}']} rootfstype=squashfs ro",
         CONSOLE_ARGS,
         HANG_ARGS,
         f"hci.slot={slot}",
+        f"hci.oem=PARTUUID={partuuids['hci-oem']}",
+        f"hci.persistent=PARTUUID={partuuids['hci-persistent']}",
         # grub quoting keeps the ';' inside one kernel argument
         f"'ds=nocloud;s={SEED_URL}'",
         # the slots and the ESP are mounted by hcios, not guessed by systemd-gpt-auto-generator
@@ -55,37 +61,25 @@ def kernel_args(slot: str, *, extra: str = "") -> str:
     return " ".join(p for p in parts if p)
 
 
-def render_grub_cfg(layout: Layout, *, version: str, timeout: int = 3, extra_args: str = "") -> str:
+def render_grub_cfg(layout: Layout, partuuids: dict[str, str], *, version: str, timeout: int = 3,
+                    extra_args: str = "") -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, extra=extra_args))
+    slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, partuuids, extra=extra_args))
              for s in ("a", "b")]
     return env.get_template("grub.cfg.j2").render(
-        version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{ENV_DIR}", trial_args=TRIAL_ARGS,
-        oem=layout.by_label("hci-oem").number, labels=[p.label for p in layout.partitions],
-        slots=slots)
+        version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{OEM_DIR}", copies=COPIES,
+        trial_args=TRIAL_ARGS, oem=layout.by_label("hci-oem").number,
+        labels=[p.label for p in layout.partitions], slots=slots)
 
 
-def grubenv_block(values: dict[str, str]) -> bytes:
-    """A grub environment block: ``# GRUB Environment Block`` + ``key=value`` lines, '#'-padded
-    to exactly 1 KiB (the format of grub-editenv; grub's save_env rewrites it in place)."""
-    text = "# GRUB Environment Block\n" + "".join(f"{k}={v}\n" for k, v in values.items())
-    data = text.encode()
-    if len(data) > ENV_SIZE:
-        raise ValueError("grub environment too large")
-    return data + b"#" * (ENV_SIZE - len(data))
-
-
-def write_boot_state(oem_root: Path, *, active: str = "a") -> None:
-    """The first boot state: slot ``active`` good, no trial. Written to a temp file, fsynced and
-    renamed, in two copies (``grubenv`` and ``grubenv.bak``)."""
-    block = grubenv_block({"hci_active": active, "hci_try": "", "hci_tries": "0"})
-    for name in ("grubenv", "grubenv.bak"):
-        write_atomic(oem_root / ENV_DIR / name, block, mode=0o644, dir_mode=0o755)
+def write_boot_state(oem_root: Path, *, good: str = "a") -> None:
+    """The first boot state: slot ``good`` marked good, no trial, both copies."""
+    BootStateStore(oem_root).initialize(good)
 
 
 def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str,

@@ -22,6 +22,7 @@ from typing import Any
 
 from hcicore.command import Result, run
 from hcicore.errors import HciError, Problem, ValidationError
+from hcicore.layout import LABELS
 
 Runner = Callable[..., Result]
 
@@ -130,6 +131,22 @@ def parse_lsblk(text: str) -> BlockNode:
     if not devices:
         raise HciError("lsblk listed no device")
     return _node(devices[0])
+
+
+def other_installs(exclude: set[str], *, runner: Runner = run) -> dict[str, list[str]]:
+    """Whole disks, besides those in ``exclude``, whose partitions carry hcios GPT names: disk
+    path -> the names found. A node must never find another install's slots or state (the
+    installed node looks everything up by PARTUUID, but an operator swapping disks should know)."""
+    data = json.loads(runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS]).stdout)
+    found: dict[str, list[str]] = {}
+    for raw in data.get("blockdevices") or []:
+        node = _node(raw)
+        if node.path in exclude or node.type not in WHOLE_DISK_TYPES:
+            continue
+        labels = sorted({n.partlabel for n in node.walk() if n.partlabel in LABELS})
+        if labels:
+            found[node.path] = labels
+    return found
 
 
 def parse_wipefs(text: str) -> tuple[Signature, ...]:

@@ -27,14 +27,15 @@ from pathlib import Path
 
 from hcicore.command import run
 from hcicore.config import NodeConfig, config_dict
+from hcicore.digest import sha256_of
 from hcicore.errors import CommandError, DigestMismatch, HciError, Problem, ValidationError
-from hcicore.layout import LABELS, Layout, plan_layout, sgdisk_argv
+from hcicore.layout import LABELS, DiskIdentity, Layout, plan_layout, sgdisk_argv
 from hcicore.progress import Progress
 
 from . import bootloader, oem, webhooks
-from .disk import (DiskInfo, Runner, deactivate_holders, inspect_disk, partition_paths, refusal,
-                   shared_arrays, shared_groups, wipe_disk)
-from .source import ImageSource, sha256_of
+from .disk import (DiskInfo, Runner, deactivate_holders, inspect_disk, other_installs, partition_paths,
+                   refusal, shared_arrays, shared_groups, wipe_disk)
+from .source import ImageSource
 from .steps import Step, install_log, mounted, run_steps
 
 log = logging.getLogger("hcios.installer")
@@ -98,10 +99,17 @@ def _erased(disk: DiskInfo) -> str:
     return f"everything on it will be erased ({'; '.join(found)})" if found else "it is empty"
 
 
-def confirm_text(disk: DiskInfo, cfg: NodeConfig, data: DiskInfo | None = None) -> str:
+def confirm_text(disk: DiskInfo, cfg: NodeConfig, data: DiskInfo | None = None,
+                 others: dict[str, list[str]] | None = None) -> str:
     data_part = (f" Data disk for VM storage {data.describe()}: {_erased(data)}." if data is not None else "")
+    other_part = "".join(f" Warning: {other_install_text(path, labels)}; the node will only use its own disk, "
+                         "but wipe or remove that one." for path, labels in (others or {}).items())
     return (f"Install hcios on {disk.describe()} for node {cfg.node.hostname!r} "
-            f"({cfg.install.mode}, {cfg.install.role}): {_erased(disk)}.{data_part} Continue?")
+            f"({cfg.install.mode}, {cfg.install.role}): {_erased(disk)}.{data_part}{other_part} Continue?")
+
+
+def other_install_text(path: str, labels: list[str]) -> str:
+    return f"{path} carries partitions of another hcios install ({', '.join(labels)})"
 
 
 def disk_problems(disk: DiskInfo, *, wipe: bool, runner: Runner, sys_block: Path, path: str) -> list[Problem]:
@@ -123,6 +131,8 @@ class Install:
         self.disk: DiskInfo | None = None
         self.data_disk: DiskInfo | None = None  # install.data_device: cleared whole for the storage agent
         self.layout: Layout | None = None
+        self.identity = DiskIdentity.new()  # the GUIDs this install gives the disk and partitions
+        self.others: dict[str, list[str]] = {}  # other disks with hcios partitions
         self.parts: dict[str, str] = {}
         self.oem_formatted = False
         self.digest = ""  # the image's sha256, once verified
@@ -151,6 +161,19 @@ class Install:
                                         "name a different disk, or remove data_device"))
             else:
                 problems += disk_problems(data, wipe=wipe, runner=self.run, sys_block=sys_block, path=where)
+        # the data disk is cleared whole by the install, so its old partitions do not count
+        self.others = other_installs({disk.path} | ({data.path} if data is not None else set()), runner=self.run)
+        for path, labels in self.others.items():
+            if self.cfg.install.automatic:
+                problems.append(Problem("install.device", f"{other_install_text(path, labels)}: an automatic "
+                                        "install does not leave a node with two installs",
+                                        f"wipe {path} first (wipefs --all), name it as install.data_device, "
+                                        "or remove it"))
+            else:
+                warning = f"{other_install_text(path, labels)}; this node will boot only its own disk"
+                self.warnings.append(warning)
+                log.warning("%s", warning)
+                self.ctx.progress.warning(warning)
         if problems:
             raise ValidationError(problems)
         self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)
@@ -161,7 +184,7 @@ class Install:
         if self.cfg.install.automatic or self.ctx.assume_yes:
             log.info("confirmed by %s", "install.automatic" if self.cfg.install.automatic else "--yes")
             return
-        if not self.ctx.confirm(confirm_text(self.disk, self.cfg, self.data_disk)):
+        if not self.ctx.confirm(confirm_text(self.disk, self.cfg, self.data_disk, self.others)):
             raise HciError(f"install cancelled; nothing was written to {self.disk.path}")
         log.info("confirmed by the operator")
 
@@ -175,7 +198,8 @@ class Install:
 
     def _partition(self) -> None:
         assert self.disk is not None and self.layout is not None
-        self.run(sgdisk_argv(self.layout, self.disk.path, sector_size=self.disk.node.sector_size))
+        self.run(sgdisk_argv(self.layout, self.disk.path, sector_size=self.disk.node.sector_size,
+                             identity=self.identity))
         try:
             self.run(["partprobe", self.disk.path])
         except CommandError as exc:
@@ -222,10 +246,10 @@ class Install:
 
     def _bootloader(self) -> None:
         assert self.disk is not None and self.layout is not None
-        cfg_text = bootloader.render_grub_cfg(self.layout, version=self.ctx.version)
+        cfg_text = bootloader.render_grub_cfg(self.layout, self.identity.partuuids, version=self.ctx.version)
         bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
                                 grub_cfg=cfg_text, runner=self.run)
-        bootloader.write_boot_state(self.oem_root, active="a")
+        bootloader.write_boot_state(self.oem_root, good="a")
 
     def _node_config(self) -> None:
         assert self.disk is not None and self.layout is not None
@@ -233,7 +257,8 @@ class Install:
         oem.write_install_info(self.oem_root, {
             "version": self.ctx.version, "slot_a_sha256": self.digest, "image_bytes": self.ctx.image.size,
             "slot_bytes": self.layout.slot_bytes, "device": self.disk.path,
-            "installed_at": int(time.time()),
+            "installed_at": int(time.time()), "disk_guid": self.identity.disk_guid,
+            "partuuids": self.identity.partuuids,
         })
 
     # -- the whole run -----------------------------------------------------------------------

@@ -15,10 +15,10 @@ from pathlib import Path
 from cloud_init.seed import write_seed
 from hcicore.config import NodeConfig, dump_config
 from hcicore.files import write_private
-from hcicore.layout import OEM_DIR, OEM_NODE_CONFIG, OEM_SEED_DIR
+from hcicore.layout import OEM_DIR, OEM_INSTALL_INFO, OEM_NODE_CONFIG, OEM_SEED_DIR
 
 INSTALL_LOG = f"{OEM_DIR}/install.log"
-INSTALL_INFO = f"{OEM_DIR}/install.json"
+INSTALL_INFO = OEM_INSTALL_INFO
 
 
 def _private_dir(path: Path) -> None:

@@ -14,14 +14,11 @@ the same digest. Without any known digest the source's own hash is what the read
 """
 from __future__ import annotations
 
-import hashlib
-import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from hcicore.config.cmdline import cmdline_value
-from hcicore.digest import CHUNK
 from hcicore.errors import HciError
 
 LIVE_IMAGE = Path("/run/initramfs/live/LiveOS/squashfs.img")
@@ -106,36 +103,3 @@ def find_image(given: Path | None = None, *, cmdline: Path = Path("/proc/cmdline
         return ImageSource(loop, squashfs_bytes(loop), expected)
     raise HciError(f"no slot image: not at {LIVE_IMAGE} and nothing mounted on {LIVE_ROOT}; "
                    "run the installer on the live system, or pass --image PATH")
-
-
-def sha256_of(path: Path | str, length: int, *, direct: bool = False) -> str:
-    """sha256 of the first ``length`` bytes of ``path``.
-
-    ``direct`` reads with O_DIRECT (past the page cache) when the file allows it, so a read-back
-    sees what is on the disk, not what is still in memory."""
-    h = hashlib.sha256()
-    flags = os.O_RDONLY
-    if direct:
-        flags |= os.O_DIRECT
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if not direct:
-            raise
-        if exc.errno != 22:  # EINVAL: the filesystem does not do O_DIRECT (tmpfs)
-            raise
-        fd = os.open(path, os.O_RDONLY)
-    buf = mmap.mmap(-1, CHUNK)  # page aligned, as O_DIRECT needs
-    try:
-        left = length
-        while left > 0:
-            n = os.readv(fd, [buf])
-            if n <= 0:
-                raise HciError(f"{path}: ended after {length - left} of {length} bytes")
-            take = min(n, left)
-            h.update(buf[:take])
-            left -= take
-    finally:
-        buf.close()
-        os.close(fd)
-    return h.hexdigest()

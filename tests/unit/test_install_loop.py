@@ -17,7 +17,7 @@ import pytest
 from hcicore.command import run
 from hcicore.digest import sha256_file
 from installer.disk import inspect_disk, refusal, wipe_disk
-from installer.source import sha256_of
+from hcicore.digest import sha256_of
 
 pytestmark = [
     pytest.mark.unit,

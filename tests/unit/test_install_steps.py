@@ -20,7 +20,8 @@ from hcicore.errors import DigestMismatch, HciError, Problem, ValidationError
 from hcicore.layout import LABELS, OEM_NODE_CONFIG, OEM_SEED_DIR
 from hcicore.progress import Progress
 from installer.install import Install, InstallContext
-from installer.source import ImageSource, sha256_of
+from hcicore.digest import sha256_of
+from installer.source import ImageSource
 
 from .install_fakes import FakeRunner, lsblk_json, part, wipefs_json
 
@@ -120,7 +121,20 @@ def test_full_install_runs_steps_in_order_and_fills_oem(tmp_path: Path, image: I
     assert "hostname: node1" in cfg_file.read_text()
     assert sorted(p.name for p in (oem / OEM_SEED_DIR).iterdir()) == ["meta-data", "network-config", "user-data"]
     assert (oem / "boot/grub/grub.cfg").read_text().count("menuentry") == 2
-    assert (oem / "hcios/grubenv").stat().st_size == 1024
+    for copy in ("bootstate.0", "bootstate.1"):
+        assert (oem / "hcios" / copy).stat().st_size == 1024
+    assert (oem / "hcios/slot-a.good").exists() and not (oem / "hcios/slot-b.good").exists()
+    # every partition gets the GUID the install chose; grub.cfg and install.json name the same ones
+    sgdisk = next(c for c in cmds if c.startswith("sgdisk --clear"))
+    info = json.loads((oem / "hcios/install.json").read_text())
+    assert f"--disk-guid={info['disk_guid']}" in sgdisk
+    for number, label in enumerate(("hci-bios", "hci-esp", "hci-oem", "hci-root-a", "hci-root-b",
+                                    "hci-persistent"), start=1):
+        assert f"--partition-guid={number}:{info['partuuids'][label]}" in sgdisk
+    grub_cfg = (oem / "boot/grub/grub.cfg").read_text()
+    assert f"root=PARTUUID={info['partuuids']['hci-root-b']} " in grub_cfg
+    assert f"hci.persistent=PARTUUID={info['partuuids']['hci-persistent']} " in grub_cfg
+    assert "PARTLABEL" not in grub_cfg
     log_text = (oem / "hcios/install.log").read_text()
     assert "sgdisk --clear" in log_text and "secret-token-1234" not in log_text and HASH not in log_text
     assert "no expected digest to check it against" in log_text  # the fixture image has none
@@ -273,3 +287,48 @@ def test_data_disk_alias_of_the_install_disk_is_refused(tmp_path: Path, image: I
     with pytest.raises(ValidationError, match="is the install disk /dev/vda"):
         inst.execute()
     assert runner.destructive() == []
+
+
+class TwoDiskRunner(SimRunner):
+    """lsblk of all disks also lists /dev/vdb, which carries another hcios install."""
+
+    def __call__(self, argv: list[str], check: bool = True, **kw: Any) -> Result:
+        argv = [str(a) for a in argv]
+        if argv[0] == "lsblk" and not argv[-1].startswith("/dev/"):
+            self.calls.append(argv)
+            vda = json.loads(self.lsblk)["blockdevices"]
+            vdb = json.loads(lsblk_json("/dev/vdb", pttype="gpt", children=[
+                part("/dev/vdb4", label="hci-root-a"), part("/dev/vdb6", label="hci-persistent"),
+                part("/dev/vdb7", label="data")]))["blockdevices"]
+            return Result(argv, 0, json.dumps({"blockdevices": vda + vdb}), "")
+        return super().__call__(argv, check, **kw)
+
+
+def test_another_install_on_another_disk_stops_an_automatic_install(tmp_path: Path, image: ImageSource) -> None:
+    runner = TwoDiskRunner(tmp_path)
+    inst, _, _ = make(tmp_path, config(automatic=True), image, runner)
+    with pytest.raises(ValidationError) as err:
+        inst.execute()
+    problem = err.value.problems[0]
+    assert problem.path == "install.device"
+    assert "/dev/vdb carries partitions of another hcios install (hci-persistent, hci-root-a)" in problem.message
+    assert "wipefs" in problem.fix
+    assert runner.destructive() == []
+
+
+def test_another_install_is_a_warning_when_a_person_confirms(tmp_path: Path, image: ImageSource) -> None:
+    runner = TwoDiskRunner(tmp_path)
+    inst, asked, out = make(tmp_path, config(), image, runner)
+    result = inst.execute()
+    assert "Warning: /dev/vdb carries partitions of another hcios install" in asked[0]
+    assert any("this node will boot only its own disk" in w for w in result.warnings)
+    assert not any("/dev/vdb" in c for c in runner.destructive())  # never touched
+
+
+def test_another_install_on_the_data_disk_is_cleared_with_it(tmp_path: Path, image: ImageSource) -> None:
+    runner = TwoDiskRunner(tmp_path)
+    runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vdb", pttype="gpt", children=[
+        part("/dev/vdb4", label="hci-root-a")]), wipefs_json("gpt"))
+    inst, _, _ = make(tmp_path, config(automatic=True, wipe=True, data_device="/dev/vdb"), image, runner)
+    inst.execute()
+    assert "wipefs --all /dev/vdb" in runner.commands()

@@ -1,9 +1,10 @@
 #!/bin/bash
 # hcios installed-node root (hci.slot= on the kernel command line): after dracut mounted the
-# slot's squashfs read-only on /sysroot (root=PARTLABEL=hci-root-<slot> rootfstype=squashfs ro),
-# mount hci-oem and hci-persistent under /run/hci and lay the writable parts over the slot:
-# /etc as overlayfs (upper on hci-persistent), /var, /root, /home bind-mounted from
-# hci-persistent, /tmp a tmpfs. Included only on request: dracut --add hci-root.
+# slot's squashfs read-only on /sysroot (root=PARTUUID=<slot> rootfstype=squashfs ro), mount
+# hci-oem and hci-persistent (hci.oem=, hci.persistent=: PARTUUIDs of the same disk) under
+# /run/hci and lay the writable parts over the slot: /etc as overlayfs (this slot's upper on
+# hci-persistent), /var, /root, /home bind-mounted from hci-persistent, /tmp a tmpfs.
+# Included only on request: dracut --add hci-root.
 
 check() {
     return 255
@@ -18,7 +19,7 @@ installkernel() {
 }
 
 install() {
-    inst_multiple mount umount mkdir cp touch rm
+    inst_multiple mount umount mkdir cp touch mv tr wc tail readlink blkid sync
     inst_multiple -o e2fsck fsck.ext4
     inst_hook pre-pivot 50 "$moddir/hci-root-mount.sh"
 }
