@@ -41,4 +41,22 @@ def build(profile: str | None, out: Path, version: str | None, cache_dir: Path |
     else:
         click.echo(f"built {prof.name} {result.version} into {out} "
                    f"({len(result.built)} of {len(result.stages)} stages rebuilt)")
-commands = [build]
+@click.command("publish")
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("ref")
+@click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="PEM ECDSA P-256 private key: push a cosign-format signature too.")
+@click.option("--plain-http", is_flag=True, help="The registry speaks plain HTTP (a test registry on 127.0.0.1).")
+@click.option("--json", "as_json", is_flag=True, help="Progress and the result as JSON lines on stdout.")
+def publish_cmd(out_dir: Path, ref: str, sign_key: Path | None, plain_http: bool, as_json: bool) -> None:
+    """Push OUT_DIR's slot image to REF (HOST/REPO:TAG) as an hcios upgrade artifact."""
+    from .publish import publish  # noqa: PLC0415  (oras is only needed here)
+
+    progress = Progress(as_json=as_json)
+    done = publish(out_dir, ref, sign_key=sign_key, plain_http=plain_http, progress=progress)
+    record = {"event": "result", "reference": done.reference, "digest": done.manifest_digest,
+              "sha256": done.sha256, "size": done.size, "version": done.version, "signed": done.signed}
+    click.echo(json.dumps(record, sort_keys=True) if as_json else f"published {done.version} as {done.reference}")
+
+
+commands = [build, publish_cmd]

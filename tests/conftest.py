@@ -151,19 +151,20 @@ def free_port() -> int:
 @dataclass
 class Registry:
     host: str  # 127.0.0.1:PORT
+    root: Path  # where it stores blobs (tests change one byte there)
 
 
-@pytest.fixture
-def oci_registry(tmp_path: Path) -> Iterator[Registry]:
-    """Debian's docker-registry serving from a temporary directory on 127.0.0.1."""
+@contextlib.contextmanager
+def run_registry(workdir: Path) -> Iterator[Registry]:
+    """Debian's docker-registry serving from ``workdir`` on 127.0.0.1 (an ephemeral port)."""
     exe = shutil.which("docker-registry")
     if exe is None:
         pytest.fail("docker-registry is not installed (make host-deps installs it)")
     port = free_port()
-    cfg = tmp_path / "registry.yml"
+    cfg = workdir / "registry.yml"
     cfg.write_text(yaml.safe_dump({
         "version": 0.1, "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry-data")}},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "registry-data")}},
         "http": {"addr": f"127.0.0.1:{port}"}}))
     proc = subprocess.Popen([exe, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -176,10 +177,17 @@ def oci_registry(tmp_path: Path) -> Iterator[Registry]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"docker-registry did not start: {proc.stderr.read().decode()[-2000:]}")
                 time.sleep(0.2)
-        yield Registry(f"127.0.0.1:{port}")
+        yield Registry(f"127.0.0.1:{port}", workdir / "registry-data")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def oci_registry(tmp_path: Path) -> Iterator[Registry]:
+    """Debian's docker-registry serving from a temporary directory on 127.0.0.1."""
+    with run_registry(tmp_path) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="session")
@@ -190,3 +198,70 @@ def pipeline_out(request: pytest.FixtureRequest) -> Path:
     if env:
         return Path(env)
     return request.getfixturevalue("built_image").out
+
+
+# ---- upgrade artifacts: later versions of the same profile, built for real ---------------------
+
+INITRD_FAIL_HOOK = b"""#!/bin/sh
+# hcios test image: an initramfs that fails on purpose (pre-pivot, before the root is used)
+type die >/dev/null 2>&1 || . /lib/dracut-lib.sh
+die "hcios test image: this initramfs fails on purpose"
+"""
+
+
+@dataclass
+class UpgradeImages:
+    v2: Path  # hci build outputs (rootfs.squashfs, build-manifest.json)
+    v3_health: Path  # fails a health check (a drop-in that exits 1)
+    v3_initrd: Path  # its initramfs dies before the switch to the root
+
+
+def build_variant(base: BuiltImage, dest: Path, version: str, files: dict[str, bytes], modes: dict[str, int]) -> Path:
+    """The session's test profile with extra overlay files, built as ``version`` (no ISO)."""
+    profile_dir = dest / "profile"
+    shutil.copytree(base.profile.parent, profile_dir)
+    overlay = profile_dir / "overlay"
+    for rel, data in files.items():
+        path = overlay / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(modes.get(rel, 0o644))
+    out = dest / "out"
+    run_build(profile_dir / "profile.yaml", out, "--version", version, "--no-iso")
+    return out
+
+
+def failing_initrd(squashfs: Path, work: Path) -> tuple[str, bytes]:
+    """The image's initrd with a cpio appended whose pre-pivot hook dies (the kernel unpacks
+    concatenated archives in order, so the hook is added to the real initramfs)."""
+    listing = subprocess.run(["unsquashfs", "-lls", "-d", "", str(squashfs), "boot"], capture_output=True,
+                             text=True, check=True).stdout
+    name = next(line.split(" -> ")[1] for line in listing.splitlines() if line.rstrip().split(" -> ")[0].endswith("/boot/initrd.img"))
+    initrd = subprocess.run(["unsquashfs", "-cat", str(squashfs), f"boot/{name}"], capture_output=True, check=True).stdout
+    tree = work / "initrd-extra"
+    hook = tree / "usr/lib/dracut/hooks/pre-pivot/40-hcitest-fail.sh"
+    hook.parent.mkdir(parents=True)
+    hook.write_bytes(INITRD_FAIL_HOOK)
+    hook.chmod(0o755)
+    extra = subprocess.run(["sh", "-c", "find usr | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet"], cwd=tree,
+                           capture_output=True, check=True).stdout
+    return f"boot/{name}", initrd + extra
+
+
+@pytest.fixture(scope="session")
+def upgrade_images(built_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> UpgradeImages:
+    """Versions 0.2.0 (good: a new motd, release notes and /var content), 0.3.0 (a health check
+    that fails) and 0.3.1 (an initramfs that fails), built by the pipeline from the session's
+    profile (the stage cache keeps them between runs)."""
+    base = tmp_path_factory.mktemp("upgrade-images")
+    v2_files = {"etc/motd": b"hcios 0.2.0: the motd of the new image\n",
+                "etc/hcios/release-notes": b"0.2.0: the first upgrade\n",
+                "var/lib/hcios-test/from-0.2.0": b"new /var content of 0.2.0\n"}
+    v2 = build_variant(built_image, base / "v2", "0.2.0", v2_files, {})
+    fail = b"#!/bin/sh\necho 'hcios test image 0.3.0: this health check fails on purpose'\nexit 1\n"
+    v3h = build_variant(built_image, base / "v3h", "0.3.0",
+                        {**v2_files, "usr/lib/hcios/health.d/90-hcitest-fail": fail},
+                        {"usr/lib/hcios/health.d/90-hcitest-fail": 0o755})
+    rel, initrd = failing_initrd(built_image.out / "rootfs.squashfs", base)
+    v3i = build_variant(built_image, base / "v3i", "0.3.1", {**v2_files, rel: initrd}, {})
+    return UpgradeImages(v2, v3h, v3i)
