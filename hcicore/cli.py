@@ -7,22 +7,7 @@ import sys
 
 import click
 
-from .errors import HciError, ValidationError
-
-
-class HciGroup(click.Group):
-    """Maps project errors to the exit-code contract: 2 bad input, 1 failure."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except ValidationError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            sys.exit(2)
-        except HciError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+from .clierrors import HciGroup
 
 
 @click.group(cls=HciGroup)
@@ -42,7 +27,7 @@ def main(verbose: bool) -> None:
 
 # Each package owns its commands. The node image carries only the node-side packages (no image/
 # or iso/), so a package that is absent as a whole is skipped; any other import error is raised.
-COMMAND_MODULES = ("image.cli", "iso.cli", "installer.cli", "cloud_init.cli")
+COMMAND_MODULES = ("image.cli", "iso.cli", "installer.cli", "cloud_init.cli", "node_services.cli")
 
 
 def _register() -> None:

@@ -42,6 +42,9 @@ class Progress:
                 return f"[green] ok[/green] {name} [dim]({f.get('seconds', 0):.1f}s)[/dim]"
             if status == "failed":
                 return f"[red]FAIL[/red] {name}: {f.get('error', '')}"
+        if event == "progress":
+            total = f.get("total") or 0
+            return f"    {name}: {f.get('percent', 0):5.1f}% ({f.get('bytes', 0) >> 20} of {total >> 20} MiB)"
         if event == "warning":
             return f"[yellow]warning:[/yellow] {f.get('message', '')}"
         return f"{event}: {f.get('message', name)}"

@@ -14,6 +14,7 @@ Public API::
 """
 from hcicore.yamlio import load_yaml_text as parse_yaml  # the one YAML reader
 
+from . import upgrade_checks  # noqa: F401  (registers the upgrade.* checks)
 from .checks import CHECKS, run_checks
 from .cmdline import merge, parse_cmdline
 from .io import config_dict, dump_config, load_config, load_config_file, schema
@@ -27,6 +28,7 @@ from .model import (
     Node,
     NodeConfig,
     Proxy,
+    Upgrade,
     Webhooks,
     from_dict,
     to_dict,
@@ -35,7 +37,7 @@ from .password import hash_password, verify_password
 
 __all__ = [
     "CHECKS", "SCHEMA_VERSION", "Bond", "Cluster", "Install", "Interface", "Network", "Node",
-    "NodeConfig", "Proxy", "Webhooks", "config_dict", "dump_config", "from_dict", "hash_password",
+    "NodeConfig", "Proxy", "Upgrade", "Webhooks", "config_dict", "dump_config", "from_dict", "hash_password",
     "load_config", "load_config_file", "merge", "parse_cmdline", "parse_yaml", "run_checks", "schema",
     "to_dict", "verify_password",
 ]

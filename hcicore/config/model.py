@@ -99,10 +99,20 @@ class Cluster:
 
 
 @dataclass
+class Upgrade:
+    trusted_keys: list[str] = field(default_factory=list)
+    insecure_registries: list[str] = field(default_factory=list)
+    tries: int = 3
+    health_timeout: int = 600
+    trial_deadline: int = 1200
+
+
+@dataclass
 class NodeConfig:
     install: Install = field(default_factory=Install)
     node: Node = field(default_factory=Node)
     cluster: Cluster = field(default_factory=Cluster)
+    upgrade: Upgrade = field(default_factory=Upgrade)
     schema_version: int = SCHEMA_VERSION
 
 
@@ -111,6 +121,7 @@ _NESTED: dict[tuple[type, str], type | tuple[type]] = {
     (NodeConfig, "install"): Install,
     (NodeConfig, "node"): Node,
     (NodeConfig, "cluster"): Cluster,
+    (NodeConfig, "upgrade"): Upgrade,
     (Install, "webhooks"): Webhooks,
     (Node, "network"): Network,
     (Node, "proxy"): Proxy,

@@ -68,6 +68,30 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
         assert (root / "usr/local/bin/k3s").stat().st_mode & 0o111
 
 
+def test_node_services_of_the_upgrade_are_in_the_image(built_image: BuiltImage, tmp_path: Path) -> None:
+    """hci-upgrade and hci-health run on the image's own Python (with its cryptography), their
+    units are enabled where they belong, the health checks are executable, and the shutdown
+    that rebuilt a dracut image on every reboot is off."""
+    with mounted_squashfs(built_image.out / "rootfs.squashfs", tmp_path / "mnt") as root:
+        for tool in ("hci-upgrade", "hci-health"):
+            assert (root / "usr/bin" / tool).stat().st_mode & 0o111
+        out = subprocess.run(["chroot", str(root), "/usr/bin/hci-upgrade", "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "apply" in out.stdout and "rollback" in out.stdout, out.stderr
+        crypto = subprocess.run(["chroot", str(root), "python3", "-c",
+                                 "import cryptography.hazmat.primitives.asymmetric.ec, node_services.health"],
+                                capture_output=True, text=True)
+        assert crypto.returncode == 0, crypto.stderr
+        wants = root / "etc/systemd/system"
+        assert (wants / "multi-user.target.wants/hci-health.service").is_symlink()
+        assert (wants / "sysinit.target.wants/hci-trial-deadline.service").is_symlink()
+        assert (wants / "multi-user.target.wants/hci-upgrade-reboot.path").is_symlink()
+        assert not (wants / "sysinit.target.wants/mdadm-shutdown.service").exists()
+        checks = sorted(p.name for p in (root / "usr/lib/hcios/health.d").iterdir())
+        assert checks == ["10-persistent", "20-network", "30-sshd", "40-containerd", "50-k3s"]
+        assert all((root / "usr/lib/hcios/health.d" / c).stat().st_mode & 0o111 for c in checks)
+        assert "RuntimeWatchdogSec=2min" in (root / "usr/lib/systemd/system.conf.d/hcios-watchdog.conf").read_text()
+
+
 def test_oci_layout_is_accepted_by_skopeo(built_image: BuiltImage) -> None:
     res = subprocess.run(["skopeo", "inspect", f"oci:{built_image.out / 'oci'}"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hcicore.config import CHECKS, load_config
 from hcicore.errors import ValidationError
@@ -29,6 +31,9 @@ def _no_login(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # (check name, id, bad config, expected problem path, a word the message contains)
+RSA_PUBLIC_PEM = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
 CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("hostname", "missing", with_(good(), "node.hostname", DELETE), "node.hostname", "required"),
     ("hostname", "upper-underscore", with_(good(), "node.hostname", "Node_1"), "node.hostname", "RFC 1123"),
@@ -128,6 +133,14 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("mtu", "small", with_(good(), "node.network.mtu", 500), "node.network.mtu", "out of range"),
     ("mtu", "jumbo", with_(good(), "node.network.mtu", 9217), "node.network.mtu", "out of range"),
     ("ntp", "bad", with_(good(), "node.ntp", ["pool.ntp.org", "bad host"]), "node.ntp[1]", "not a host"),
+    ("upgrade-trusted-keys", "not-pem", with_(good(), "upgrade.trusted_keys", ["ssh-ed25519 AAAA"]),
+     "upgrade.trusted_keys[0]", "P-256"),
+    ("upgrade-trusted-keys", "rsa-key", with_(good(), "upgrade.trusted_keys", [RSA_PUBLIC_PEM]),
+     "upgrade.trusted_keys[0]", "P-256"),
+    ("upgrade-insecure-registries", "url", with_(good(), "upgrade.insecure_registries", ["http://10.0.0.5:5000"]),
+     "upgrade.insecure_registries[0]", "HOST:PORT"),
+    ("upgrade-deadline", "shorter", with_(with_(good(), "upgrade.health_timeout", 900), "upgrade.trial_deadline", 600),
+     "upgrade.trial_deadline", "health_timeout"),
     ("proxy", "scheme", with_(good(), "node.proxy", {"http": "proxy:3128"}), "node.proxy.http", "must start with http"),
     ("proxy", "socks", with_(good(), "node.proxy", {"https": "socks5://proxy:1080"}), "node.proxy.https", "http"),
     ("proxy", "no-proxy-space", with_(good(), "node.proxy", {"no_proxy": "localhost 10.0.0.0/8"}),

@@ -24,7 +24,12 @@ from hcicore.config import (
 from hcicore.config.model import Bond, Interface, Proxy
 from hcicore.errors import ValidationError
 
+from hcicore.cosign import public_pem
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from .config_cases import EXAMPLES, HASH, good, with_
+
+TRUSTED_PEM = public_pem(ec.generate_private_key(ec.SECP256R1()))
 
 pytestmark = pytest.mark.unit
 
@@ -149,6 +154,8 @@ def test_round_trip_of_everything(tmp_path: Path) -> None:
                                "dns": ["1.1.1.1"], "vlan_id": 42, "mtu": 9000,
                                "bond": {"mode": "802.3ad", "lacp_rate": "fast", "xmit_hash_policy": "layer3+4"}}
     data["node"]["proxy"] = {"http": "http://p:3128", "no_proxy": "localhost,10.0.0.0/8"}
+    data["upgrade"] = {"trusted_keys": [TRUSTED_PEM], "insecure_registries": ["10.0.0.5:5000"], "tries": 2,
+                       "health_timeout": 300, "trial_deadline": 900}
     cfg = load_config(data, source="t")
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(cfg))
@@ -159,6 +166,7 @@ def test_round_trip_of_everything(tmp_path: Path) -> None:
             **data["node"]["network"]["bond"], "miimon": 100}}}} | {"cluster": {
                 **data["cluster"], "pod_cidr": "10.42.0.0/16", "service_cidr": "10.43.0.0/16",
                 "cluster_dns": "10.43.0.10"}}
+    assert again.upgrade.trusted_keys == [TRUSTED_PEM] and again.upgrade.tries == 2
 
 
 def test_yaml_keeps_macs_and_words_as_strings() -> None:

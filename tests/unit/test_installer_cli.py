@@ -55,7 +55,7 @@ def test_schema_prints_the_schema() -> None:
     code, out, _ = _run("config", "schema")
     assert code == 0
     s = json.loads(out)
-    assert set(s["properties"]) == {"schema_version", "install", "node", "cluster"}
+    assert set(s["properties"]) == {"schema_version", "install", "node", "cluster", "upgrade"}
 
 
 def test_kickstart_to_file_is_private(tmp_path: Path) -> None:
