@@ -116,9 +116,11 @@ def publish(out: Path, ref_text: str, *, sign_key: Path | None, plain_http: bool
         raise DigestMismatch(f"{image} has sha256 {digest} but {MANIFEST} records {recorded}: "
                              "the output directory was changed after the build")
     progress.done("check image")
+    epoch = build.get("source_date_epoch")
+    created = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch is not None else None
     return push_slot_image(image, ref, version=str(build["version"]), arch=str(build.get("arch", "")),
                            compression=sb.compression, metadata={"build": _build_summary(build)},
-                           key=key, plain_http=plain_http, progress=progress, digest=digest)
+                           key=key, plain_http=plain_http, progress=progress, digest=digest, created=created)
 
 
 def _build_summary(build: dict) -> dict:
@@ -126,9 +128,20 @@ def _build_summary(build: dict) -> dict:
     return {k: build[k] for k in keep if k in build}
 
 
+def existing_signatures(reader: Registry, repository: str, tag: str) -> list[tuple[bytes, str]]:
+    """The (payload, signature) pairs of an existing ``.sig`` manifest (none: empty)."""
+    found = reader.manifest(repository, tag, optional=True)
+    pairs: list[tuple[bytes, str]] = []
+    for layer in (found.data.get("layers") or []) if found is not None else []:
+        sig = (layer.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION)
+        if sig and layer.get("mediaType") == cosign.SIMPLESIGNING:
+            pairs.append((reader.blob_bytes(repository, layer["digest"], limit=1 << 20), sig))
+    return pairs
+
+
 def push_slot_image(image: Path, ref: Reference, *, version: str, arch: str, compression: str,
                     metadata: dict, key: object | None, plain_http: bool, progress: Progress,
-                    digest: str | None = None) -> Published:
+                    digest: str | None = None, created: dt.datetime | None = None) -> Published:
     """Push ``image`` as an upgrade artifact to ``ref`` (and its signature with ``key``).
 
     No checks of the image here: :func:`publish` makes them. Tests use this directly to put
@@ -146,22 +159,28 @@ def push_slot_image(image: Path, ref: Reference, *, version: str, arch: str, com
                        **metadata}, sort_keys=True).encode()
     meta_desc = pusher.blob_bytes(meta, METADATA_TYPE, ref.tag)
     pusher.blob_bytes(EMPTY_BLOB, "application/vnd.oci.empty.v1+json", ref.tag)
-    created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the build's time (SOURCE_DATE_EPOCH), not the push's: publishing the same build again gives
+    # the same manifest digest, and a second key's signature joins the first
+    stamp = (created or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest = manifest_for(squashfs=squash, metadata=meta_desc, version=version, arch=arch,
-                            compression=compression, created=created)
+                            compression=compression, created=stamp)
     progress.start("push manifest", detail=f"{ref}")
     manifest_digest = pusher.manifest(manifest, ref.tag)
     progress.done("push manifest", digest=manifest_digest)
     if key is not None:
-        progress.start("sign", detail=cosign.signature_tag(manifest_digest))
+        tag = cosign.signature_tag(manifest_digest)
+        progress.start("sign", detail=tag)
         data = cosign.payload(ref.name, manifest_digest)
-        sig = cosign.signature_manifest([(data, cosign.sign(key, data))])  # type: ignore[arg-type]
+        # like cosign: the signatures already there (other keys, earlier pushes) stay beside ours
+        pairs = existing_signatures(pusher.reader, ref.repository, tag)
+        pairs.append((data, cosign.sign(key, data)))  # type: ignore[arg-type]
+        sig = cosign.signature_manifest(pairs)
         for blob_digest, blob in sig.blobs.items():
             media = next((layer["mediaType"] for layer in sig.manifest["layers"] if layer["digest"] == blob_digest),
                          sig.manifest["config"]["mediaType"])
             pusher.blob_bytes(blob, media, ref.tag)
-        pusher.manifest(sig.manifest, cosign.signature_tag(manifest_digest))
-        progress.done("sign")
+        pusher.manifest(sig.manifest, tag)
+        progress.done("sign", signatures=len(pairs))
     else:
         progress.warning("the artifact is not signed: nodes with upgrade.trusted_keys will refuse it")
     return Published(f"{ref.name}@{manifest_digest}", manifest_digest, digest, size, version, key is not None)

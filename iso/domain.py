@@ -42,6 +42,9 @@ class VMSpec:
     serial_mode: SerialMode = "file"     # "pty": `virsh console` works, output still logged
     vnc: bool = False                    # VGA on a VNC server bound to 127.0.0.1
     boot_order: tuple[str, ...] = ("cdrom", "hd")
+    # An i6300esb watchdog, as servers have one. Off by default: under TCG one guest hung in
+    # shutdown with an interrupt flood while it was attached (docs/upgrade.md).
+    watchdog: bool = False
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -118,6 +121,10 @@ def domain_xml(spec: VMSpec) -> str:
     # mode, and tty1 exists as on real hardware.
     video = _sub(devices, "video")
     _sub(video, "model", type="vga")
+    # A hardware watchdog as servers have (iTCO, IPMI): systemd pets it on installed nodes
+    # (RuntimeWatchdogSec), so a hung kernel or PID 1 resets the VM like a real server.
+    if spec.watchdog:
+        _sub(devices, "watchdog", model="i6300esb", action="reset")
     rng = _sub(devices, "rng", model="virtio")
     _sub(rng, "backend", "/dev/urandom", model="random")
     _sub(devices, "memballoon", model="none")

@@ -111,6 +111,11 @@ class VM:
         return (f"{message}\n--- last {TAIL_LINES} lines of {self.serial_log} ---\n"
                 f"{self.serial_tail()}\n--- end of serial log ---")
 
+    def reset(self) -> None:
+        """Press the reset button: the guest restarts at once, with no shutdown and no sync (a
+        power cut for the guest; what it wrote to its virtual disk stays written)."""
+        self._conn.lookupByName(self.name).reset(0)
+
     def destroy(self) -> None:
         """Power off now (pulls the plug). A domain that is already gone is fine."""
         try:
@@ -204,6 +209,8 @@ class Lab:
         disk_cache: str | None = None,
         domain_name: str | None = None,
         netboot_url: str | None = None,
+        ssh_port: int | None = None,
+        watchdog: bool = False,
     ) -> VM:
         """Create and start a transient domain; it is destroyed when the lab closes.
 
@@ -228,11 +235,12 @@ class Lab:
             kernel=Path(kernel).resolve() if kernel else None,
             initrd=Path(initrd).resolve() if initrd else None,
             cmdline=cmdline,
-            ssh_port=free_port() if ssh else None,
+            ssh_port=(ssh_port or free_port()) if ssh else None,
             netboot_url=netboot_url,
             mac="52:54:00:%02x:%02x:%02x" % tuple(secrets.token_bytes(3)),
             serial_mode=serial_mode,
             vnc=vnc,
+            watchdog=watchdog,
         )
         xml = domain_xml(spec)
         (self.workdir / f"{name}-domain.xml").write_text(xml)

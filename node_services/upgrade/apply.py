@@ -143,6 +143,10 @@ def _apply(node: Node, opts: ApplyOptions, progress: Progress) -> ApplyResult:
     manifest = registry.resolve(ref)
     art = parse_manifest(manifest.raw, ref=str(ref))
     progress.done("resolve", digest=manifest.digest, version=art.version, sha256=art.sha256, size=art.size)
+    # first the signature: an artifact this node would refuse is refused even when it holds what runs
+    progress.start("verify signature", detail=cosign.signature_tag(manifest.digest))
+    signer = check_signature(registry, ref, manifest, settings.trusted_keys, progress)
+    progress.done("verify signature", signer=signer)
     record = node.record()
     state = node.reading().effective
 
@@ -154,9 +158,6 @@ def _apply(node: Node, opts: ApplyOptions, progress: Progress) -> ApplyResult:
     if state.trial == target and state.tries > 0 and record.slot(target).get("sha256") == art.sha256:
         return result("noop", f"{art.version} is already staged in slot {target}; reboot to try it",
                       reboot=opts.reboot)
-    progress.start("verify signature", detail=cosign.signature_tag(manifest.digest))
-    signer = check_signature(registry, ref, manifest, settings.trusted_keys, progress)
-    progress.done("verify signature", signer=signer)
     _refusals(node, art, opts, target)
 
     device = node.disk.slot_device(target)

@@ -26,7 +26,7 @@ def build_out(tmp_path: Path, image: Path, version: str = "0.2.0") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "rootfs.squashfs").write_bytes(image.read_bytes())
     (out / "build-manifest.json").write_text(json.dumps({
-        "version": version, "arch": "amd64", "name": "default",
+        "version": version, "arch": "amd64", "name": "default", "source_date_epoch": 1735689600,
         "artifacts": {"rootfs.squashfs": {"sha256": sha256_file(out / "rootfs.squashfs")}}}))
     return out
 
@@ -67,6 +67,27 @@ def test_publish_pushes_a_signed_artifact(tmp_path: Path, oci_registry) -> None:
     assert b": " not in payload and b", " not in payload  # compact, as Go's json.Marshal writes it
     keys = {"k": cosign.load_public_key(pub, where="k")}
     assert cosign.verify(manifest.digest, [(payload, layer["annotations"][cosign.SIGNATURE_ANNOTATION])], keys) == "k"
+
+
+def test_a_second_signature_is_added_not_replaced(tmp_path: Path, oci_registry) -> None:
+    """Two keys sign the same artifact (the same manifest digest): both signatures stay, as with
+    cosign, and each key alone verifies it."""
+    out = build_out(tmp_path, make_image(tmp_path, "v2", version="0.2.0"))
+    ref = f"{oci_registry.host}/hcios/os:0.2.0"
+    keys = [new_key(), new_key()]
+    for i, (key, _) in enumerate(keys):
+        proc = hci("publish", str(out), ref, "--plain-http", "--sign-key", str(key_file(tmp_path, key, f"k{i}.pem")))
+        assert proc.returncode == 0, proc.stderr
+    reg = Registry(oci_registry.host, plain_http=True)
+    digest = reg.resolve(parse_reference(ref)).digest
+    sig = reg.manifest("hcios/os", cosign.signature_tag(digest))
+    layers = [(reg.blob_bytes("hcios/os", layer["digest"]), layer["annotations"][cosign.SIGNATURE_ANNOTATION])
+              for layer in sig.data["layers"]]
+    assert len(layers) == 2  # the same build published twice: one manifest, both signatures
+    for _, pub in keys:
+        assert cosign.verify(digest, layers, {"k": cosign.load_public_key(pub, where="k")}) == "k"
+    assert reg.manifest("hcios/os", "0.2.0").data["annotations"]["org.opencontainers.image.created"] == \
+        "2025-01-01T00:00:00Z"
 
 
 def test_publish_refuses_what_grub_cannot_boot(tmp_path: Path, oci_registry) -> None:

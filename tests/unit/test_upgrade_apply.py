@@ -284,3 +284,15 @@ def test_finalize_carries_late_etc_changes_into_the_staged_slot(rig: Rig, images
     assert "merged again" in finalize(node, quiet())
     assert (node.etc_layer("b") / "upper/late.conf").read_text() == "after apply --no-reboot\n"
     assert "nothing to do" in finalize(rig.node("b", trial=True), quiet())
+
+
+def test_a_bad_signature_is_refused_even_for_the_running_image(rig: Rig, images, signed, oci_registry) -> None:
+    ref = f"{oci_registry.host}/hcios/os:2.0.0"
+    publish(images["2.0.0"], ref, version="2.0.0", key=signed[0])
+    apply(rig.node("a"), opts(ref), quiet())
+    transitions.mark_good(rig.node("b", trial=True))
+    other = f"{oci_registry.host}/hcios/os:2.0.0-other"  # the same image in its own manifest
+    publish(images["2.0.0"], other, version="2.0.0", key=new_key()[0], metadata={"note": "other key"})
+    with pytest.raises(SignatureError):
+        apply(rig.node("b"), opts(other), quiet())
+    assert apply(rig.node("b"), opts(ref), quiet()).result == "noop"

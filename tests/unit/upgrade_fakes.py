@@ -175,8 +175,8 @@ def key_file(tmp: Path, key: ec.EllipticCurvePrivateKey, name: str = "key.pem") 
     return path
 
 
-def publish(image: Path, ref: str, *, version: str, key: object | None = None) -> str:
+def publish(image: Path, ref: str, *, version: str, key: object | None = None, metadata: dict | None = None) -> str:
     """Push ``image`` as an upgrade artifact; returns the manifest digest."""
     done = push_slot_image(image, parse_reference(ref), version=version, arch="amd64", compression="xz",
-                           metadata={}, key=key, plain_http=True, progress=Progress(as_json=True, stream=io.StringIO()))
+                           metadata=metadata or {}, key=key, plain_http=True, progress=Progress(as_json=True, stream=io.StringIO()))
     return done.manifest_digest

@@ -20,6 +20,7 @@ from iso.build import build_iso
 from iso.lab import Lab
 from iso.pxe import write_pxe
 
+from .nodes import install_lab, installed_disk, signing_key, ssh_key  # noqa: F401  (session fixtures)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,439 @@
+"""A/B upgrades of installed nodes under qemu (TCG): two nodes on overlays of the session's
+installed disk, artifacts published with `hci publish` to Debian's docker-registry on 127.0.0.1
+(the guests reach it as 10.0.2.2), power cuts made for real (libvirt reset: no shutdown, no sync,
+or the qemu process killed).
+
+node1 boots with SeaBIOS and carries a second disk holding another hcios install; node2 boots
+with OVMF. The tests run in file order on the same two nodes, one scenario after another:
+
+1. both come up on 0.1.0, each from its own disk;
+2. node1 edits /etc and /var;
+3. node1 applies 0.2.0 three times, and loses power mid-download, mid-write and after the write
+   (before the boot state): each time it comes back on slot A with its config and data;
+4. `hci upgrade-cluster` upgrades node1 (power cut during its trial boot) and then node2;
+5. node1 runs 0.2.0 from slot B, marked good, edits and data kept, unedited files updated;
+6. bad artifacts are refused with nothing written: changed byte, wrong signature, too big, older;
+7. 0.3.0 (a failing health check) with a power cut between the two boot state copies comes back
+   to 0.2.0 on its own, and is refused the next time;
+8. `hci upgrade-cluster` with 0.3.1 (a failing initramfs) stops at node1, which comes back to
+   0.2.0; node2 is not touched;
+9. the other install's disk was never written.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from hcicore.command import run
+from hcicore.oci import parse_reference
+from hcicore.progress import Progress
+from image.publish import push_slot_image
+from iso.lab import VM, Lab
+
+from .nodes import HOSTNAME, Installed, host_for, wait_ssh
+
+pytestmark = pytest.mark.vm
+
+HCI = [str(Path(sys.executable).with_name("hci"))]
+BOOT = 420.0  # TCG: an installed node's boot to the health gate, with room for a loaded host
+GUEST_HOST = "10.0.2.2"  # the host's loopback as qemu user networking shows it to the guest
+FOREIGN_MARK = "var/lib/hcios-foreign-install"
+
+
+@dataclass
+class Node:
+    lab: Lab
+    name: str
+    disks: list[Path]
+    key: Path
+    firmware: str
+    vm: VM
+    port: int
+    restarts: int = 0
+
+    @classmethod
+    def start(cls, lab: Lab, name: str, disks: list[Path], key: Path, firmware: str = "bios") -> Node:
+        vm = lab.start_vm(name, disks=disks, firmware=firmware)  # type: ignore[arg-type]
+        assert vm.ssh_port is not None
+        return cls(lab, name, disks, key, firmware, vm, vm.ssh_port)
+
+    def ssh(self, command: str, *, timeout: float = 900, check: bool = True) -> tuple[int, str, str]:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=self.port, username="root", key_filename=str(self.key), timeout=30,
+                       banner_timeout=30, auth_timeout=30, allow_agent=False, look_for_keys=False)
+        try:
+            _, out, err = client.exec_command(command, timeout=timeout)
+            text, errs = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            rc = out.channel.recv_exit_status()
+        finally:
+            client.close()
+        if check and rc != 0:
+            raise AssertionError(f"{self.name}: `{command}` exited {rc}:\n{errs[-2000:]}\n{text[-1000:]}")
+        return rc, text, errs
+
+    def status(self) -> dict:
+        return json.loads(self.ssh("hci-upgrade status --json")[1])
+
+    def wait_up(self, since: int, *, slot: str | None = None, timeout: float = BOOT) -> None:
+        """The next boot after serial offset ``since`` reached the health gate and SSH answers."""
+        pattern = rf"HCIOS-HEALTH-OK slot={slot or '[ab]'}"
+        self.vm.wait_for_serial(pattern, timeout, since=since)
+        wait_ssh(self.port, self.key, 180)
+
+    def restart_killed(self) -> None:
+        """Kill qemu (the plug pulled) and start the node again on the same disks and SSH port."""
+        self.vm.destroy()
+        self.restarts += 1
+        self.vm = self.lab.start_vm(f"{self.name}-r{self.restarts}", disks=self.disks, firmware=self.firmware,  # type: ignore[arg-type]
+                                    ssh_port=self.port)
+
+    def paused_apply(self, ref: str, point: str, *extra: str) -> str:
+        """Start `hci-upgrade apply` in the background, stopping at ``point``; returns its log."""
+        since = self.vm.mark()
+        log = f"/root/apply-{point}.log"
+        self.ssh(f"HCIOS_TEST_PAUSE_AT={point} nohup hci-upgrade apply --json --plain-http {' '.join(extra)} "
+                 f"{shlex.quote(ref)} >{log} 2>&1 </dev/null &")
+        self.vm.wait_for_serial(f"HCIOS-PAUSED-AT {point}", 900, since=since)
+        return self.ssh(f"cat {log}")[1]
+
+
+@dataclass
+class Refs:
+    registry: str  # 127.0.0.1:PORT (host side)
+    v1: str
+    v2: str
+    v3_health: str
+    v3_initrd: str
+    bad_signature: str
+    too_big: str
+    flipped: str
+    v2_sha256: str = ""
+
+    def guest(self, ref: str) -> str:
+        return ref.replace("127.0.0.1", GUEST_HOST, 1)
+
+
+@dataclass
+class World:
+    n1: Node
+    n2: Node
+    refs: Refs
+    key: Path
+    foreign_base: Path
+    foreign: Path
+    notes: dict = field(default_factory=dict)
+
+
+def publish(out: Path, ref: str, key: Path) -> dict:
+    proc = subprocess.run([*HCI, "publish", str(out), ref, "--plain-http", "--json", "--sign-key", str(key)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def push(image: Path, ref: str, version: str, key: Path) -> None:
+    from hcicore.cosign import load_private_key  # noqa: PLC0415
+
+    push_slot_image(image, parse_reference(ref), version=version, arch="amd64", compression="xz", metadata={},
+                    key=load_private_key(key), plain_http=True, progress=Progress(as_json=True, stream=io.StringIO()))
+
+
+def flip_stored_byte(root: Path, sha256: str) -> None:
+    data = next(root.rglob(f"blobs/sha256/{sha256[:2]}/{sha256}/data"))
+    with data.open("r+b") as f:
+        f.seek(data.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def publish_all(registry, artifacts, images, key: Path, work: Path) -> Refs:
+    host = registry.host
+    refs = Refs(host, f"{host}/hcios/os:0.1.0", f"{host}/hcios/os:0.2.0", f"{host}/hcios/os:0.3.0",
+                f"{host}/hcios/os:0.3.1", f"{host}/hcios/os:0.2.0-other-key", f"{host}/hcios/os:too-big",
+                f"{host}/hcios/os:changed-byte")
+    publish(artifacts.out, refs.v1, key)
+    refs.v2_sha256 = publish(images.v2, refs.v2, key)["sha256"]
+    publish(images.v3_health, refs.v3_health, key)
+    publish(images.v3_initrd, refs.v3_initrd, key)
+    other = work / "other-key.pem"
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(other)])
+    stranger = work / "stranger.squashfs"  # 0.2.0 with padding: an artifact of its own, signed by a key not trusted
+    stranger.write_bytes((images.v2 / "rootfs.squashfs").read_bytes() + os.urandom(4096))
+    push(stranger, refs.bad_signature, "0.4.2", other)
+    stranger.unlink()
+    big = work / "too-big.squashfs"  # one MiB more than a 2 GiB slot (sparse: zeros)
+    with big.open("wb") as f:
+        f.truncate((2 << 30) + (1 << 20))
+    push(big, refs.too_big, "0.4.0", key)
+    big.unlink()
+    changed = work / "changed.squashfs"  # 0.2.0 with padding, so its blob is its own
+    changed.write_bytes((images.v2 / "rootfs.squashfs").read_bytes() + os.urandom(4096))
+    push(changed, refs.flipped, "0.4.1", key)
+    from hcicore.digest import sha256_file  # noqa: PLC0415
+
+    flip_stored_byte(registry.root, sha256_file(changed))
+    return refs
+
+
+def foreign_install(lab: Lab, installed: Path) -> Path:
+    """Another hcios install on a disk of its own: a copy of the installed disk with new disk and
+    partition GUIDs, new filesystem UUIDs and a marker file in its /var."""
+    raw = lab.workdir / "foreign.img"
+    run(["qemu-img", "convert", "-O", "raw", str(installed), str(raw)])
+    run(["sgdisk", "--randomize-guids", str(raw)])
+    for number in (3, 6):  # hci-oem, hci-persistent
+        info = run(["sgdisk", "-i", str(number), str(raw)]).stdout
+        first = int(next(ln for ln in info.splitlines() if ln.startswith("First sector")).split()[2])
+        last = int(next(ln for ln in info.splitlines() if ln.startswith("Last sector")).split()[2])
+        loop = run(["losetup", "--find", "--show", "--offset", str(first * 512), "--sizelimit",
+                    str((last - first + 1) * 512), str(raw)]).stdout.strip()
+        try:
+            if number == 6:
+                mnt = lab.workdir / "foreign-mnt"
+                mnt.mkdir()
+                run(["mount", loop, str(mnt)])
+                try:
+                    (mnt / FOREIGN_MARK).parent.mkdir(parents=True)
+                    (mnt / FOREIGN_MARK).write_text("this /var belongs to another install\n")
+                finally:
+                    run(["umount", str(mnt)])
+            fsck = run(["e2fsck", "-f", "-y", loop], check=False)  # tune2fs -U wants a checked filesystem
+            assert fsck.returncode <= 1, fsck.stdout + fsck.stderr
+            run(["tune2fs", "-U", "random", loop])
+        finally:
+            run(["losetup", "--detach", loop])
+    disk = lab.workdir / "foreign.qcow2"
+    run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(disk)])
+    raw.unlink()
+    return disk
+
+
+@pytest.fixture(scope="module")
+def world(installed_disk: Installed, artifacts, upgrade_images, signing_key: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from tests.conftest import run_registry  # noqa: PLC0415
+
+    lab = installed_disk.lab
+    work = tmp_path_factory.mktemp("upgrade")
+    with run_registry(work) as registry:
+        refs = publish_all(registry, artifacts, upgrade_images, signing_key, work)
+        foreign_base = foreign_install(lab, installed_disk.disk)
+        foreign = lab.create_disk("node1-foreign", backing=foreign_base)
+        n1 = Node.start(lab, "node1", [lab.create_disk("node1", backing=installed_disk.disk), foreign],
+                        installed_disk.key)
+        n2 = Node.start(lab, "node2", [lab.create_disk("node2", backing=installed_disk.disk)], installed_disk.key,
+                        firmware="uefi")
+        n1.wait_up(0, slot="a")
+        n2.wait_up(0, slot="a")
+        yield World(n1, n2, refs, installed_disk.key, foreign_base, foreign)
+        n1.vm.destroy()
+        n2.vm.destroy()
+
+
+def intact(node: Node, world: World) -> None:
+    """The node's config and data, as test_02 left them."""
+    host = host_for(node.port, node.key)
+    token = world.notes["token"]
+    assert host.file("/etc/hci-test-token").content_string.strip() == token
+    assert host.file("/var/lib/hci-test/data").content_string.strip() == token
+    assert host.file("/etc/motd").content_string.endswith(f"local motd line {token}\n")
+    assert host.check_output("hostname") == HOSTNAME
+    assert host.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string == world.notes["host_key"]
+    assert not host.file(f"/{FOREIGN_MARK}").exists
+
+
+def test_01_nodes_boot_their_own_disk(world: World) -> None:
+    n1 = world.n1
+    host = host_for(n1.port, n1.key)
+    cmdline = host.file("/proc/cmdline").content_string
+    own = json.loads(host.check_output("cat /run/hci/oem/hcios/install.json"))["partuuids"]
+    assert f"root=PARTUUID={own['hci-root-a']}" in cmdline and "PARTLABEL" not in cmdline
+    # both disks carry the same GPT names; every mount is on vda, the one this node booted
+    assert host.check_output("lsblk -n -o PARTLABEL /dev/vdb").split() == host.check_output(
+        "lsblk -n -o PARTLABEL /dev/vda").split()
+    for where, label in (("/run/hci/oem", "hci-oem"), ("/run/hci/persistent", "hci-persistent")):
+        source = host.check_output(f"findmnt -n -o SOURCE {where}")
+        assert host.check_output(f"blkid -s PARTUUID -o value {source}") == own[label], where
+        assert source.startswith("/dev/vda")
+    fstype, options = host.check_output("findmnt -n -o FSTYPE,OPTIONS /").split()
+    assert fstype == "squashfs" and "ro" in options.split(",")
+    assert host.check_output("findmnt -n -o FSTYPE /etc") == "overlay"
+    assert host.file("/run/hci/oem/hcios/config.yaml").mode == 0o600
+    assert host.run("touch /hci-should-fail").rc != 0
+    doc = n1.status()
+    assert (doc["booted"], doc["good"], doc["trial"]) == ("a", "a", None)
+    assert doc["slots"]["a"]["version"] == "0.1.0" and doc["slots"]["a"]["state"] == "good"
+    assert doc["slots"]["b"]["state"] == "empty"
+    text = world.n2.vm.serial_text()
+    assert "hcios: booting slot a" in text and "HCIOS-HEALTH-OK slot=a" in text  # UEFI (OVMF)
+    assert world.n2.status()["slots"]["a"]["version"] == "0.1.0"
+
+
+def test_02_node1_edits_etc_and_var(world: World) -> None:
+    token = os.urandom(6).hex()
+    world.notes["token"] = token
+    world.n1.ssh(f"echo {token} > /etc/hci-test-token && echo 'local motd line {token}' >> /etc/motd && "
+                 f"touch /etc/hcios/version && mkdir -p /var/lib/hci-test && echo {token} > /var/lib/hci-test/data "
+                 "&& sync")
+    host = host_for(world.n1.port, world.n1.key)
+    world.notes["host_key"] = host.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string
+    # the touched file was copied into the node's /etc layer unchanged
+    assert host.file("/run/hci/persistent/etc/a/upper/hcios/version").exists
+
+
+def test_03_power_cuts_before_the_trial_leave_slot_a(world: World) -> None:
+    n1, ref = world.n1, world.refs.guest(world.refs.v2)
+    # mid-download: the plug pulled (qemu killed)
+    n1.paused_apply(ref, "download-half")
+    n1.restart_killed()
+    n1.wait_up(0, slot="a")
+    _on_slot_a(n1, world)
+    # mid-write of slot B: reset, no sync
+    log = n1.paused_apply(ref, "write-half")
+    assert "resuming the download at" in log  # the part that was on disk before the cut was kept
+    since = n1.vm.mark()
+    n1.vm.reset()
+    n1.wait_up(since, slot="a")
+    _on_slot_a(n1, world)
+    # after the write and its read-back, before the boot state
+    log = n1.paused_apply(ref, "after-write")
+    assert ("write slot", "done") in steps(log)  # written, read back: then the power went
+    since = n1.vm.mark()
+    n1.vm.reset()
+    n1.wait_up(since, slot="a")
+    _on_slot_a(n1, world)
+
+
+def steps(log: str) -> set[tuple[str, str]]:
+    """(step, status) pairs of the JSON progress lines in an apply log."""
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return {(e.get("name", ""), e.get("status", "")) for e in events if e.get("event") == "step"}
+
+
+def _on_slot_a(node: Node, world: World) -> None:
+    doc = node.status()
+    assert (doc["booted"], doc["good"], doc["trial"]) == ("a", "a", None), doc
+    assert doc["slots"]["b"]["state"] == "empty"  # not bootable: its marker went before the first byte
+    intact(node, world)
+
+
+def test_04_upgrade_cluster_upgrades_node1_then_node2(world: World) -> None:
+    n1, n2 = world.n1, world.n2
+    since = n1.vm.mark()
+    proc = subprocess.Popen([*HCI, "upgrade-cluster", world.refs.guest(world.refs.v2), f"root@127.0.0.1:{n1.port}",
+                             f"root@127.0.0.1:{n2.port}", "--key", str(world.key), "--accept-new-host-keys",
+                             "--plain-http", "--json", "--timeout", "1500"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.communicate()[0]), daemon=True)
+    reader.start()
+    # a power cut during node1's trial boot: grub already counted the try, so it boots again
+    n1.vm.wait_for_serial(r"hcios: trial boot of slot b \(2 tries left", 900, since=since)
+    time.sleep(5)
+    n1.vm.reset()
+    reader.join(timeout=2400)
+    assert proc.returncode == 0, (proc.stderr.read() if proc.stderr else "") + "".join(out)
+    result = json.loads(out[0].splitlines()[-1])
+    assert [line.split(":")[0] for line in result["nodes"]] == ["127.0.0.1", "127.0.0.1"]
+    assert f"{n1.port}" in result["nodes"][0] and f"{n2.port}" in result["nodes"][1]
+    assert all("runs 0.2.0, marked good" in line for line in result["nodes"])
+    text = n1.vm.serial_text()[since:]
+    assert "hcios: trial boot of slot b (1 tries left after this one)" in text  # the cut try counted
+    assert "HCIOS-SLOT-GOOD slot=b version=0.2.0" in text
+
+
+def test_05_node1_runs_0_2_0_with_its_config_and_data(world: World) -> None:
+    n1 = world.n1
+    host = host_for(n1.port, n1.key)
+    assert "hci.slot=b" in host.file("/proc/cmdline").content_string
+    intact(n1, world)
+    # a file the node never edited (only copied up by `touch`) comes from 0.2.0
+    assert host.file("/etc/hcios/version").content_string == "0.2.0\n"
+    assert host.file("/etc/hcios/release-notes").exists
+    # /etc/motd was edited here and changed by 0.2.0: the local one stays, reported as a conflict
+    assert "hcios 0.2.0" not in host.file("/etc/motd").content_string
+    # new /var content of the image appears; what was there stays
+    assert host.file("/var/lib/hcios-test/from-0.2.0").exists
+    doc = n1.status()
+    assert (doc["booted"], doc["good"], doc["trial"], doc["tries_left"]) == ("b", "b", None, 0)
+    assert doc["slots"]["b"]["version"] == "0.2.0"
+    assert doc["slots"]["b"]["sha256"] == world.refs.v2_sha256 and doc["slots"]["b"]["state"] == "good"
+    assert doc["slots"]["a"]["state"] == "good" and doc["slots"]["a"]["version"] == "0.1.0"
+    assert doc["last"]["result"] == "success" and doc["last"]["reason"] == ""
+    assert [c["path"] for c in doc["etc_conflicts"]] == ["/etc/motd"]
+    doc2 = world.n2.status()
+    assert (doc2["booted"], doc2["good"], doc2["slots"]["b"]["version"]) == ("b", "b", "0.2.0")
+
+
+def test_06_bad_artifacts_are_refused_with_nothing_written(world: World) -> None:
+    n1, refs = world.n1, world.refs
+    slot_a = f"/dev/disk/by-partuuid/{n1.status()['slots']['a']['partuuid']}"
+    digest = f"head -c 512M {slot_a} | sha256sum"
+    before = n1.ssh(digest)[1]
+    cases = [(refs.v1, "older than the running 0.2.0: a downgrade"),
+             (refs.bad_signature, "no valid signature by a trusted key"),
+             (refs.too_big, "does not fit"),
+             (refs.flipped, "refused, nothing was written to the slot")]
+    for ref, words in cases:
+        rc, _, err = n1.ssh(f"hci-upgrade apply --plain-http {refs.guest(ref)}", check=False)
+        assert rc == 2 and words in err, (ref, rc, err)
+    assert n1.ssh(digest)[1] == before
+    doc = n1.status()
+    assert doc["trial"] is None and doc["good"] == "b" and doc["slots"]["a"]["state"] == "good"
+
+
+def test_07_failing_health_check_comes_back_on_its_own(world: World) -> None:
+    n1, ref = world.n1, world.refs.guest(world.refs.v3_health)
+    n1.paused_apply(ref, "bootstate-copy-1")  # the new boot state is in one copy only
+    since = n1.vm.mark()
+    n1.vm.reset()
+    n1.vm.wait_for_serial(r"hcios: trial boot of slot a", BOOT, since=since)  # the newest copy: the trial
+    failed = n1.vm.wait_for_serial(r"HCIOS-TRIAL-FAILED slot=a: rolled back to slot b", BOOT, since=since)
+    n1.wait_up(failed.end(), slot="b")
+    doc = n1.status()
+    assert (doc["booted"], doc["good"], doc["trial"]) == ("b", "b", None)
+    assert doc["slots"]["a"]["state"] == "bad" and doc["slots"]["a"]["version"] == "0.3.0"
+    assert doc["last"]["result"] == "rolled-back" and "90-hcitest-fail" in doc["last"]["reason"]
+    intact(n1, world)
+    rc, _, err = n1.ssh(f"hci-upgrade apply --plain-http {ref}", check=False)
+    assert rc == 2 and "was rolled back on this node" in err and "--force" in err
+
+
+def test_08_upgrade_cluster_stops_at_the_first_node_that_fails(world: World) -> None:
+    n1, n2 = world.n1, world.n2
+    since = n1.vm.mark()
+    before2 = n2.status()
+    proc = subprocess.run([*HCI, "upgrade-cluster", world.refs.guest(world.refs.v3_initrd), f"root@127.0.0.1:{n1.port}",
+                           f"root@127.0.0.1:{n2.port}", "--key", str(world.key), "--accept-new-host-keys",
+                           "--plain-http", "--tries", "2", "--timeout", "1500"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"node 127.0.0.1:{n1.port}: rolled back to slot b" in proc.stderr
+    assert "the nodes after it were not touched" in proc.stderr
+    text = n1.vm.serial_text()[since:]
+    assert text.count("this initramfs fails on purpose") == 2 and "slot a has no tries left" in text
+    doc = n1.status()
+    assert (doc["booted"], doc["good"], doc["trial"]) == ("b", "b", None)
+    assert doc["slots"]["a"]["version"] == "0.3.1" and doc["slots"]["a"]["state"] == "bad"
+    assert "no health report" in doc["last"]["reason"]
+    intact(n1, world)
+    after2 = n2.status()
+    assert after2["slots"] == before2["slots"] and after2["last"] == before2["last"] and after2["trial"] is None
+
+
+def test_09_the_other_install_was_never_written(world: World) -> None:
+    proc = subprocess.run(["qemu-img", "compare", "-q", str(world.foreign_base), str(world.foreign)])
+    assert proc.returncode == 0, "node1 wrote to the disk of the other install"
