@@ -112,11 +112,11 @@ def parse_env(data: bytes) -> dict[str, str] | None:
             continue
         key, sep, value = line.partition(b"=")
         if not sep:
-            return None
+            continue  # like grub's env block parser: a line it cannot read is passed over
         try:
             values[key.decode("ascii")] = value.decode("ascii")
         except UnicodeDecodeError:
-            return None
+            continue
     return values
 
 

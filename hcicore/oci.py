@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
@@ -108,31 +108,36 @@ class Registry:
             return False
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         try:
-            got = self.session.get(params["realm"], params=query, auth=self._basic, timeout=TIMEOUT)
+            got = self.session.get(params["realm"], params=query, auth=self._basic, timeout=TIMEOUT, stream=True)
             got.raise_for_status()
-            body = got.json()
+            body = json.loads(_bounded(got, 1 << 20, "token response"))
         except (requests.RequestException, ValueError) as exc:
             raise RegistryError(f"registry {self.host}: token request failed: {redact_text(str(exc))}") from exc
         self._token = body.get("token") or body.get("access_token")
         return bool(self._token)
 
     def _fail(self, resp: requests.Response, what: str) -> RegistryError:
-        text = resp.text[:300] if not resp.headers.get("Content-Type", "").startswith("application/octet") else ""
-        return RegistryError(f"registry {self.host}: {what}: HTTP {resp.status_code} {redact_text(text.strip())}")
+        try:
+            body = next(resp.iter_content(300), b"") if "octet" not in resp.headers.get("Content-Type", "") else b""
+        except requests.RequestException:
+            body = b""
+        finally:
+            resp.close()
+        text = body.decode(errors="replace").strip()
+        return RegistryError(f"registry {self.host}: {what}: HTTP {resp.status_code} {redact_text(text)}")
 
     # -- manifests ---------------------------------------------------------------------------------
     def manifest(self, repository: str, ref: str, *, optional: bool = False) -> Manifest | None:
         """The manifest at a tag or digest; with ``optional``, None when there is none (404).
         A manifest asked for by digest must hash to it."""
         resp = self._request("GET", f"{self.base}/{repository}/manifests/{ref}",
-                             headers={"Accept": ", ".join(MANIFEST_TYPES)})
+                             headers={"Accept": ", ".join(MANIFEST_TYPES)}, stream=True)
         if resp.status_code == 404 and optional:
+            resp.close()
             return None
         if resp.status_code != 200:
             raise self._fail(resp, f"manifest {repository}:{ref}")
-        raw = resp.content
-        if len(raw) > MAX_MANIFEST:
-            raise RegistryError(f"registry {self.host}: manifest {repository}:{ref} is {len(raw)} bytes, too big")
+        raw = _bounded(resp, MAX_MANIFEST, f"registry {self.host}: manifest {repository}:{ref}")
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         if ref.startswith("sha256:") and digest != ref:
             raise DigestMismatch(f"manifest {repository}@{ref} has digest {digest}: the registry served other bytes")
@@ -149,11 +154,7 @@ class Registry:
         resp = self._request("GET", f"{self.base}/{repository}/blobs/{digest}", stream=True)
         if resp.status_code != 200:
             raise self._fail(resp, f"blob {digest}")
-        data = b""
-        for chunk in resp.iter_content(65536):
-            data += chunk
-            if len(data) > limit:
-                raise RegistryError(f"registry {self.host}: blob {digest} is over {limit} bytes")
+        data = _bounded(resp, limit, f"registry {self.host}: blob {digest}")
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise DigestMismatch(f"blob {digest} from {self.host}: the bytes have another sha256")
         return data
@@ -176,6 +177,21 @@ class Registry:
         return start, _chunks(resp, chunk)
 
 
+def _bounded(resp: requests.Response, limit: int, what: str) -> bytes:
+    """The body of ``resp``, refused past ``limit`` bytes (never read whole into memory first)."""
+    data = bytearray()
+    try:
+        for chunk in resp.iter_content(65536):
+            data += chunk
+            if len(data) > limit:
+                raise RegistryError(f"{what} is over {limit} bytes")
+    except requests.RequestException as exc:
+        raise RegistryError(f"{what}: {redact_text(str(exc))}") from exc
+    finally:
+        resp.close()
+    return bytes(data)
+
+
 def _chunks(resp: requests.Response, size: int) -> Iterator[bytes]:
     try:
         yield from resp.iter_content(size)
@@ -184,5 +200,3 @@ def _chunks(resp: requests.Response, size: int) -> Iterator[bytes]:
     finally:
         resp.close()
 
-
-Progress = Callable[[int, int], None]  # (bytes so far, total)

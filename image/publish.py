@@ -97,6 +97,9 @@ class Pusher:
         self._check(resp, f"manifest {tag}")
         got = self.reader.manifest(self.ref.repository, tag)
         assert got is not None
+        if got.data != manifest:  # a concurrent push, or a registry that serves something else
+            raise RegistryError(f"registry {self.ref.host}: {self.ref.name}:{tag} is not the manifest just pushed; "
+                                "nothing was signed")
         return got.digest
 
 

@@ -23,11 +23,13 @@ CONSOLE_ARGS = "console=tty0 console=ttyS0,115200n8"
 # Every boot: a kernel panic or a crashed PID 1 reboots instead of hanging.
 HANG_ARGS = "panic=10 systemd.crash_reboot=yes"
 # A trial boot only (grub.cfg adds it to the slot on trial): an initramfs failure reboots, and
-# grub's counted tries then fall back to the good slot; hci.trial tells the node services (the
-# health gate, the trial deadline) that this boot is a trial. The good slot itself stops in
-# dracut's emergency shell on the consoles instead, with its error shown: rebooting it could
-# only loop.
-TRIAL_ARGS = "rd.emergency=reboot hci.trial=1"
+# grub's counted tries then fall back to the good slot. dracut's emergency service honours
+# rd.emergency only without a shell (rd.shell=0), and its die() halts whatever rd.emergency
+# says, so the hci-root module's shutdown-emergency hook reboots when hci.trial is set; hci.trial
+# also tells the node services (the health gate, the trial deadline) that this boot is a trial.
+# The good slot itself stops in dracut's emergency shell on the consoles instead, with its error
+# shown: rebooting it could only loop.
+TRIAL_ARGS = "rd.emergency=reboot rd.shell=0 hci.trial=1"
 # cloud-init's NoCloud seed on hci-oem, which the hci-root dracut module mounts at /run/hci/oem.
 SEED_URL = f"file://{OEM_MOUNT}/{OEM_SEED_DIR}/"
 

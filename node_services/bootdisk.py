@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcicore.command import run
 from hcicore.config.cmdline import cmdline_value, split_args
 from hcicore.errors import HciError
 from hcicore.layout import OEM_INSTALL_INFO, OEM_MOUNT, PERSISTENT_MOUNT
@@ -45,6 +46,25 @@ class BootDisk:
 
     def slot_device(self, slot: str) -> Path:
         return self.device(f"hci-root-{slot}")
+
+    def check_same_disk(self, device: Path, *, sys_block: Path = Path("/sys/class/block")) -> None:
+        """Refuse to write ``device`` unless it is on the disk hci-oem is on and no other
+        partition carries its PARTUUID (a cloned disk). Regular files (tests) pass."""
+        if not device.is_block_device():
+            return
+
+        def disk_of(dev: Path) -> str:
+            return (sys_block / dev.name).resolve().parent.name
+
+        oem = self.device("hci-oem")
+        if disk_of(device) != disk_of(oem):
+            raise HciError(f"{device} is on disk {disk_of(device)}, but this node booted from {disk_of(oem)} "
+                           f"({oem} is its hci-oem): refusing to write another disk")
+        uuid = next((u for u in self.partuuids.values() if os.path.realpath(self.dev_dir / u) == str(device)), "")
+        found = run(["blkid", "-o", "device", "-t", f"PARTUUID={uuid}"], check=False).stdout.split()
+        if len(found) > 1:
+            raise HciError(f"{len(found)} partitions carry PARTUUID {uuid} ({', '.join(found)}): a cloned disk; "
+                           "give the other one new GUIDs (sgdisk --randomize-guids) before upgrading")
 
 
 def read_boot_disk(*, cmdline: Path = Path("/proc/cmdline"), oem_root: Path = Path(OEM_MOUNT),

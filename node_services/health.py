@@ -39,6 +39,7 @@ NOT_YET = 75  # EX_TEMPFAIL
 RETRY_EVERY = 3.0
 RUN_TIMEOUT = 60.0
 OUTPUT_TAIL = 400
+LOCK_WAIT = 600.0  # an hci-upgrade command may hold the lock; the gate waits for it
 
 
 @dataclass
@@ -121,7 +122,7 @@ def say(line: str) -> None:
 def gate(node: Node, *, checks: list[tuple[str, Path]] | None = None,
          runner: Callable[..., CheckOutcome] = run_one) -> int:
     """The whole health gate; returns the exit code (0 healthy) and reboots a failed trial."""
-    with node.lock():
+    with node.lock(wait=LOCK_WAIT):
         for line in transitions.reconcile(node):
             say(f"hcios: {line}")
     state = node.reading().effective
@@ -134,11 +135,17 @@ def gate(node: Node, *, checks: list[tuple[str, Path]] | None = None,
                         runner=runner)
     if result.passed:
         say(f"HCIOS-HEALTH-OK slot={slot} checks={','.join(o.name for o in result.outcomes)}")
-        with node.lock():
-            message = transitions.mark_good(node)
-        if trial:
-            version = node.record().slot(slot).get("version")
-            say(f"HCIOS-SLOT-GOOD slot={slot} version={version}: {message}")
+        with node.lock(wait=LOCK_WAIT):
+            # the state again, under the lock: only a boot that is still the trial is marked good
+            # (an operator may have rolled back meanwhile); the good slot keeps its marker
+            now = node.reading().effective
+            if node.disk.trial and now.trial == slot:
+                version = node.record().slot(slot).get("version")
+                say(f"HCIOS-SLOT-GOOD slot={slot} version={version}: {transitions.mark_good(node)}")
+            elif now.good == slot:
+                transitions.mark_good(node)
+            else:
+                say(f"hcios: slot {slot} is neither the good slot nor on trial: left as it is")
         from .plan import annotate_good  # noqa: PLC0415  (kubectl only where k3s runs)
 
         annotate_good(node)
@@ -146,7 +153,10 @@ def gate(node: Node, *, checks: list[tuple[str, Path]] | None = None,
     say(f"HCIOS-HEALTH-FAILED slot={slot} check={result.failed}: {result.reason}")
     if not trial:
         return 1
-    with node.lock():
+    with node.lock(wait=LOCK_WAIT):
+        if node.reading().effective.trial != slot:
+            say(f"hcios: slot {slot} is no longer on trial: not rebooting")
+            return 1
         if result.fatal:
             transitions.fail_trial(node, result.reason)
             say(f"HCIOS-TRIAL-FAILED slot={slot}: rolled back to slot {state.good}: {result.reason}")

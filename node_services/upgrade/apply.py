@@ -26,12 +26,11 @@ from pathlib import Path
 from hcicore import cosign
 from hcicore.artifact import SlotArtifact, parse_manifest, version_key
 from hcicore.bootstate import MAX_TRIES, other
-from hcicore.errors import DigestMismatch, HciError
 from hcicore.oci import Manifest, Reference, Registry, parse_reference
 from hcicore.progress import Progress
 from hcicore.squashfs import NotASlotImage, check_slot_image
 
-from . import download, etcmerge, slotio
+from . import download, etcmerge, slotio, transitions
 from .node import Node, Refused
 
 log = logging.getLogger("hcios.upgrade")
@@ -83,11 +82,15 @@ def check_signature(registry: Registry, ref: Reference, manifest: Manifest, keys
         return None
     keys = {f"upgrade.trusted_keys[{i}]": cosign.load_public_key(pem, where=f"upgrade.trusted_keys[{i}]")
             for i, pem in enumerate(keys_pem)}
-    sig = registry.manifest(ref.repository, cosign.signature_tag(manifest.digest), optional=True)
+    tag = cosign.signature_tag(manifest.digest)
+    sig = registry.manifest(ref.repository, tag, optional=True)
     layers: list[tuple[bytes, str | None]] = []
-    for layer in (sig.data.get("layers") or []) if sig is not None else []:
-        data = registry.blob_bytes(ref.repository, layer["digest"], limit=1 << 20)
-        layers.append((data, (layer.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION)))
+    try:
+        for layer in (sig.data.get("layers") or []) if sig is not None else []:
+            data = registry.blob_bytes(ref.repository, layer["digest"], limit=1 << 20)
+            layers.append((data, (layer.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise cosign.SignatureError(f"{ref.name}:{tag} is not a signature manifest ({type(exc).__name__}: {exc})") from exc
     return cosign.verify(manifest.digest, layers, keys)
 
 
@@ -128,6 +131,10 @@ def _check_state(node: Node) -> tuple[str, str]:
 
 def apply(node: Node, opts: ApplyOptions, progress: Progress) -> ApplyResult:
     with node.lock():
+        # the books of a trial grub gave up on, even before hci-health ran on this boot: an image
+        # that just failed is then refused (without --force) instead of getting fresh tries
+        for line in transitions.reconcile(node):
+            progress.info(line)
         return _apply(node, opts, progress)
 
 
@@ -156,11 +163,13 @@ def _apply(node: Node, opts: ApplyOptions, progress: Progress) -> ApplyResult:
     if record.slot(booted).get("sha256") == art.sha256:
         return result("noop", f"slot {booted} already runs {art.version} ({art.sha256}); nothing to do")
     if state.trial == target and state.tries > 0 and record.slot(target).get("sha256") == art.sha256:
+        _staged(node, opts, target, art)  # a re-run (a retried Job) finishes what the first one did
         return result("noop", f"{art.version} is already staged in slot {target}; reboot to try it",
                       reboot=opts.reboot)
     _refusals(node, art, opts, target)
 
     device = node.disk.slot_device(target)
+    node.disk.check_same_disk(device)
     holds = _holds(record.slot(target), art, device)  # a re-run after a cut past the write
     if not holds:
         progress.start("download", detail=f"{art.size} bytes")
@@ -192,12 +201,7 @@ def _apply(node: Node, opts: ApplyOptions, progress: Progress) -> ApplyResult:
     node.records.write(record)
     reading = node.reading()
     node.boot.write(reading.effective.next(trial=target, tries=tries), after=reading)
-    download.discard(node.staging)
-    # at the next shutdown, merge /etc again (changes made after this point reach the new slot)
-    node.runner(["systemctl", "start", "hci-upgrade-finalize.service"], check=False)
-    if opts.reboot_after_job:
-        REBOOT_REQUEST.parent.mkdir(parents=True, exist_ok=True)
-        REBOOT_REQUEST.write_text(json.dumps({"pid": os.getpid(), "slot": target, "sha256": art.sha256}))
+    _staged(node, opts, target, art)
     return result("staged", f"{art.version} is in slot {target}, on trial for {tries} boot(s)", conflicts,
                   reboot=opts.reboot)
 
@@ -230,6 +234,16 @@ def finalize(node: Node, progress: Progress) -> str:
     return f"/etc of slot {state.trial} merged again from slot {booted}"
 
 
+def _staged(node: Node, opts: ApplyOptions, target: str, art: SlotArtifact) -> None:
+    """What follows a staged trial: the download goes, /etc is merged again at the next shutdown
+    (changes made from now on reach the new slot), and a Job's reboot is asked for."""
+    download.discard(node.staging)
+    node.runner(["systemctl", "start", "hci-upgrade-finalize.service"], check=False)
+    if opts.reboot_after_job:
+        REBOOT_REQUEST.parent.mkdir(parents=True, exist_ok=True)
+        REBOOT_REQUEST.write_text(json.dumps({"pid": os.getpid(), "slot": target, "sha256": art.sha256}))
+
+
 def _make_unbootable(node: Node, target: str, art: SlotArtifact, ref: str) -> None:
     """Before the first byte: no marker, no trial of the target; the record says what comes."""
     node.boot.set_marker(target, False)
@@ -251,6 +265,6 @@ def _holds(info: dict, art: SlotArtifact, device: Path) -> bool:
         return False
     try:
         slotio.verify_slot(device, art.size, art.sha256)
-    except (DigestMismatch, HciError):
+    except (slotio.SlotReadBackFailed, OSError):
         return False
     return True

@@ -96,7 +96,7 @@ def mark_good_cmd() -> None:
     """Make the booted slot the good one (the health gate calls this when every check passed)."""
     node = Node.open()
     with node.lock():
-        click.echo(transitions.mark_good(node))
+        click.echo(transitions.mark_good(node, manual=True))
 
 
 @main.command("finalize", hidden=True)
@@ -113,10 +113,10 @@ def reboot_after_job_cmd() -> None:
     node = Node.open()
     try:
         request = json.loads(REBOOT_REQUEST.read_text())
-    except (FileNotFoundError, ValueError):
-        click.echo("no reboot request", err=True)
+        pid = int(request.get("pid", 0))
+    except (FileNotFoundError, ValueError, TypeError, AttributeError):
+        click.echo(f"no readable reboot request at {REBOOT_REQUEST}", err=True)
         return
-    pid = int(request.get("pid", 0))
     while pid and Path(f"/proc/{pid}").exists():
         time.sleep(1)
     time.sleep(REBOOT_GRACE)

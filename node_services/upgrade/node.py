@@ -9,6 +9,7 @@ import errno
 import fcntl
 import logging
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ SLOT_MOUNTS = Path("/run/hci/slots")
 # bootstate-copy-1, bootstate-copy-2. Never set on a production node.
 PAUSE_ENV = "HCIOS_TEST_PAUSE_AT"
 Runner = Callable[..., Result]
+MACHINES = {"x86_64": "amd64", "aarch64": "arm64"}  # uname -m -> the artifact's arch
 
 
 class Refused(HciError):
@@ -67,7 +69,7 @@ class Node:
     runner: Runner = run
     hook: Callable[[str], None] = pause_hook
     config: NodeConfig | None = None
-    arch: str = "amd64"
+    arch: str = field(default_factory=lambda: MACHINES.get(platform.machine(), platform.machine()))
     _boot: BootStateStore | None = field(default=None, repr=False)
 
     @classmethod
@@ -107,19 +109,26 @@ class Node:
         return self.disk.persistent_root / "etc" / slot
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """One state-changing hci-upgrade at a time; a second one is refused, not queued."""
+    def lock(self, *, wait: float = 0.0) -> Iterator[None]:
+        """One state-changing hci-upgrade at a time. A second one is refused (``wait`` 0), or
+        waits up to ``wait`` seconds (the health gate) and is then refused."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + wait
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                raise Refused(f"another hci-upgrade is running (pid {holder or '?'}); wait for it to "
-                              "finish (hci-upgrade status)") from exc
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                        raise
+                    if time.monotonic() < deadline:
+                        time.sleep(1)
+                        continue
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                    raise Refused(f"another hci-upgrade is running (pid {holder or '?'}); wait for it to "
+                                  "finish (hci-upgrade status)") from exc
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -134,5 +143,10 @@ class Node:
         self.runner(["mount", "-t", "squashfs", "-o", "ro", str(self.disk.slot_device(slot)), str(where)])
         try:
             yield where
-        finally:
-            self.runner(["umount", str(where)])
+        except BaseException:
+            try:
+                self.runner(["umount", str(where)])
+            except HciError as exc:  # the block's error is the one to report
+                log.error("could not unmount %s after a failure: %s", where, exc)
+            raise
+        self.runner(["umount", str(where)])

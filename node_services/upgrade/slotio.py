@@ -13,9 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hcicore.digest import sha256_of
-from hcicore.errors import DigestMismatch, HciError
+from hcicore.errors import HciError
 
 BLOCK = 4 << 20
+
+
+class SlotReadBackFailed(HciError):
+    """The slot does not read back what was written (a disk problem): exit 1, not a refusal."""
 Progress = Callable[[int, int], None]
 Hook = Callable[[str], None]
 
@@ -78,5 +82,5 @@ def verify_slot(device: Path, size: int, sha256: str) -> None:
     """Raise DigestMismatch unless the first ``size`` bytes of ``device`` hash to ``sha256``."""
     got = sha256_of(device, size, direct=True)
     if got != sha256:
-        raise DigestMismatch(f"slot {device} reads back sha256 {got}, the image has {sha256}: the disk did not "
+        raise SlotReadBackFailed(f"slot {device} reads back sha256 {got}, the image has {sha256}: the disk did not "
                              "keep the bytes; the slot stays not bootable")

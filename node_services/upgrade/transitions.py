@@ -20,19 +20,23 @@ from .node import Node, Refused
 log = logging.getLogger("hcios.upgrade")
 
 
-def mark_good(node: Node) -> str:
-    """Make the booted slot the good one (what hci-health calls when every check passed)."""
+def mark_good(node: Node, *, manual: bool = False) -> str:
+    """Make the booted slot the good one. On a trial boot: the trial passed. On the good slot:
+    its marker is kept, and a trial staged for the other slot stays staged. A slot picked by hand
+    in the grub menu (neither good nor on trial) only with ``manual`` (the operator's
+    ``hci-upgrade mark-good``), never from the health gate."""
     slot = node.disk.slot
     reading = node.reading()
     state = reading.effective
     record = node.record()
-    if state.good == slot and state.trial is None:
+    if state.trial != slot and state.good == slot:
         if slot not in reading.markers:
             node.boot.set_marker(slot, True)
         return f"slot {slot} is already the good slot"
     info = record.slot(slot)
-    if state.trial != slot and not info.get("sha256"):
-        raise Refused(f"slot {slot} is neither on trial nor a known image; nothing to mark good")
+    if state.trial != slot and not (manual and info.get("sha256") and not info.get("bad")):
+        raise Refused(f"slot {slot} is neither the good slot nor on trial (picked by hand?); "
+                      "`hci-upgrade mark-good` keeps it if that is what you want")
     node.boot.set_marker(slot, True)
     node.boot.write(state.next(good=slot, trial=None, tries=0), after=reading)
     info["bad"] = None
@@ -95,13 +99,12 @@ def reconcile(node: Node) -> list[str]:
     if state.trial is not None and state.tries == 0 and booted == state.good:
         record = node.record()
         report = record.body.get("trial_report") or {}
-        tries = node.upgrade_settings.tries
         reason = (report.get("reason") if report.get("slot") == state.trial else None) or (
             f"slot {state.trial} did not come up healthy in its boots (no health report: a kernel, initramfs "
             "or early-boot failure, a hang, or lost power)")
         node.boot.write(state.next(trial=None), after=node.reading())
         _roll_back(node, state.trial, reason, remember=True)
-        done.append(f"trial of slot {state.trial} failed ({tries} tries at most): {reason}")
+        done.append(f"trial of slot {state.trial} failed, its tries used up: {reason}")
     return done
 
 

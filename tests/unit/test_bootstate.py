@@ -60,9 +60,15 @@ def test_write_goes_to_the_unused_copy_first(tmp_path: Path) -> None:
     # after the first copy: one new copy with the higher seq: readers already take the new state
     first_point, copies = seen[0]
     assert first_point == "bootstate-copy-1"
-    assert sorted(c.seq for c in copies) == [1, 2]
+    assert reading.index == 0 and [c.seq for c in copies] == [1, 2]  # copy 1, not in use, went first
     assert store.read().state == BootState(2, "a", "b", 3)
     assert [s.seq for s in store.read().copies] == [2, 2]
+    # with copy 1 the one in use (copy 0 torn), copy 0 goes first
+    (store.dir / COPIES[0]).write_bytes(b"torn")
+    assert store.read().index == 1
+    seen.clear()
+    store.write(BootState(3, "a"))
+    assert [c.seq if c else None for c in seen[0][1]] == [3, 2]
 
 
 def test_repair_rewrites_a_torn_copy(tmp_path: Path) -> None:

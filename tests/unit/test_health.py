@@ -134,3 +134,36 @@ def test_failure_on_a_normal_boot_never_reboots(tmp_path: Path, capsys) -> None:
     rig = make_rig(tmp_path, make_image(tmp_path, "v1", version="1.0.0"))
     assert gate(rig.node("a"), checks=checks("x"), runner=fake({"x": [1]})) == 1
     assert not rig.runner.reboots and "HCIOS-HEALTH-FAILED slot=a check=x" in capsys.readouterr().out
+
+
+def test_a_healthy_normal_boot_keeps_a_staged_trial(trial_rig: Rig) -> None:
+    """apply --no-reboot staged slot b; the next health run of slot a must not cancel it."""
+    node = trial_rig.node("a")
+    assert gate(node, checks=checks("a"), runner=fake({"a": [0]})) == 0
+    state = node.reading().state
+    assert (state.good, state.trial, state.tries) == ("a", "b", 3)
+
+
+def test_no_mark_good_for_a_trial_rolled_back_during_its_checks(trial_rig: Rig) -> None:
+    from node_services.upgrade import transitions  # noqa: PLC0415
+
+    node = trial_rig.node("b", trial=True)
+
+    def runner(name: str, path: Path, env: dict, timeout: float) -> CheckOutcome:
+        transitions.rollback(trial_rig.node("b", trial=True))  # the operator, while the checks run
+        return CheckOutcome(name, 0, "")
+
+    assert gate(node, checks=checks("a"), runner=runner) == 0
+    doc = status(node)
+    assert doc["good"] == "a" and doc["slots"]["b"]["state"] == "bad"
+
+
+def test_apply_right_after_grub_gave_up_is_refused(trial_rig: Rig, oci_registry) -> None:
+    """Before hci-health ran on the fallback boot, apply itself records the failed trial."""
+    from node_services.upgrade.node import Refused  # noqa: PLC0415
+
+    store = trial_rig.node("a").boot
+    store.write(store.read().state.next(tries=0))
+    with pytest.raises(Refused, match="was rolled back on this node"):
+        apply(trial_rig.node("a"), ApplyOptions(f"{oci_registry.host}/hcios/os:2.0.0", plain_http=True, reboot=False),
+              Progress(as_json=True, stream=io.StringIO()))

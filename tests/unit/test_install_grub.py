@@ -65,7 +65,7 @@ def test_only_a_counted_trial_gets_the_trial_arguments(cfg_text: str) -> None:
     for slot in ("a", "b"):
         entry = cfg_text[cfg_text.index(f"--id hci-{slot} {{"):]
         entry = entry[:entry.index("\n}")]
-        assert f'set hci_trial_args="rd.emergency=reboot hci.trial=1"' in entry
+        assert 'set hci_trial_args="rd.emergency=reboot rd.shell=0 hci.trial=1"' in entry
         assert entry.split("linux /boot/vmlinuz ")[1].split("\n")[0].endswith(" $hci_trial_args")
 
 

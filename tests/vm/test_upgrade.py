@@ -435,5 +435,7 @@ def test_08_upgrade_cluster_stops_at_the_first_node_that_fails(world: World) -> 
 
 
 def test_09_the_other_install_was_never_written(world: World) -> None:
-    proc = subprocess.run(["qemu-img", "compare", "-q", str(world.foreign_base), str(world.foreign)])
-    assert proc.returncode == 0, "node1 wrote to the disk of the other install"
+    world.n1.vm.destroy()  # qemu holds its disks locked while it runs
+    proc = subprocess.run(["qemu-img", "compare", str(world.foreign_base), str(world.foreign)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"node1 wrote to the disk of the other install: {proc.stdout}{proc.stderr}"

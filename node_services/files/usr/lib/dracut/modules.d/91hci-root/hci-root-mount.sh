@@ -72,11 +72,20 @@ hci_seed() {
 }
 
 hci_etc_upper() {
-    # this slot's /etc upper layer; an install from before per-slot layers has one shared one
+    # this slot's /etc upper layer; an install from before per-slot layers has one shared one,
+    # moved into place through $E.migrating so that a cut half way is finished next boot
     E="$P/etc/$hci_slot"
+    if [ ! -d "$E" ] && [ -d "$E.migrating" ]; then
+        mv "$E.migrating" "$E" || die "hcios: cannot finish moving the /etc layer to $E"
+    fi
     if [ ! -d "$E" ] && [ -d "$P/etc/upper" ]; then
-        mkdir -p "$E" && mv "$P/etc/upper" "$E/upper" || die "hcios: cannot move the /etc layer to $E"
-        [ -d "$P/etc/work" ] && mv "$P/etc/work" "$E/work"
+        mkdir -p "$E.migrating" && mv "$P/etc/upper" "$E.migrating/upper" \
+            || die "hcios: cannot move the /etc layer to $E"
+        if [ -d "$P/etc/work" ]; then
+            mv "$P/etc/work" "$E.migrating/work" || die "hcios: cannot move the /etc work dir to $E"
+        fi
+        sync
+        mv "$E.migrating" "$E" || die "hcios: cannot move the /etc layer to $E"
     fi
     mkdir -p "$E/upper" "$E/work" || die "hcios: cannot make the /etc layer $E"
 }

@@ -19,7 +19,8 @@ installkernel() {
 }
 
 install() {
-    inst_multiple mount umount mkdir cp touch mv tr wc tail readlink blkid sync
+    inst_multiple mount umount mkdir cp touch mv tr wc tail readlink blkid sync reboot sleep
     inst_multiple -o e2fsck fsck.ext4
     inst_hook pre-pivot 50 "$moddir/hci-root-mount.sh"
+    inst_hook shutdown-emergency 10 "$moddir/hci-trial-reboot.sh"
 }
