@@ -78,7 +78,7 @@ def test_digest_refs_make_a_version() -> None:
 
 
 def node(name: str, *, plan_hash: str | None = None, good: str | None = None, result: str = "") -> dict:
-    labels = {f"plan.upgrade.cattle.io/hcios-os": plan_hash} if plan_hash else {}
+    labels = {"plan.upgrade.cattle.io/hcios-os": plan_hash} if plan_hash else {}
     ann = {k: v for k, v in ((plan.ANN_GOOD, good), (plan.ANN_RESULT, result)) if v}
     return {"metadata": {"name": name, "labels": labels, "annotations": ann}}
 

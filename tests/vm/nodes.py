@@ -3,7 +3,6 @@ helpers to boot overlays of it, wait for SSH and look inside with testinfra."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
