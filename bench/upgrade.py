@@ -62,6 +62,16 @@ def ssh(port: int, key: Path, command: str) -> str:
         client.close()
 
 
+RX = ("for d in /sys/class/net/*; do [ \"${d##*/}\" = lo ] || cat $d/statistics/rx_bytes; done "
+      "| awk '{s += $1} END {print s}'")
+
+
+def rx_bytes(port: int, key: Path) -> int:
+    """Bytes the node's NICs have received: the download as the wire saw it (headers and the SSH
+    session included), not as hci-upgrade reports it."""
+    return int(ssh(port, key, RX).strip())
+
+
 def timed_reboot(vm, port: int, key: Path, marker: str) -> float:
     since = vm.mark()
     start = time.monotonic()
@@ -114,7 +124,9 @@ def main() -> int:
                                   str(sign)], capture_output=True, text=True, check=True)
             published = json.loads(pub.stdout.splitlines()[-1])
             guest_ref = ref.replace("127.0.0.1", "10.0.2.2")
+            rx_before = rx_bytes(vm.ssh_port, key)
             out = ssh(vm.ssh_port, key, f"hci-upgrade apply --json --plain-http --no-reboot {guest_ref}")
+            received = rx_bytes(vm.ssh_port, key) - rx_before
             events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
             step = {e["name"]: e["seconds"] for e in events if e.get("status") == "done"}
             doc = json.loads(ssh(vm.ssh_port, key, "hci-upgrade status --json"))
@@ -126,7 +138,7 @@ def main() -> int:
         dd_s = float(re.search(r"copied, ([0-9.]+) s", dd).group(1))  # type: ignore[union-attr]
         curl_bytes, curl_s = curl.split()
         trial = timed_reboot(vm, vm.ssh_port, key, r"HCIOS-SLOT-GOOD")
-    res = {"image_bytes": published["size"], "downloaded_bytes": published["size"],
+    res = {"image_bytes": published["size"], "received_bytes": received,
            "download_s": step.get("download"), "curl_s": float(curl_s), "curl_bytes": int(curl_bytes),
            "write_s": step.get("write slot"), "verify_s": step.get("verify slot"), "dd_s": dd_s,
            "write_vs_dd": round(step["write slot"] / dd_s, 2),
@@ -136,7 +148,8 @@ def main() -> int:
         print(json.dumps(res))
     else:
         mib = published["size"] / 2**20
-        print(f"image {mib:.0f} MiB; downloaded {published['size']} bytes (the whole image: no deltas yet)")
+        print(f"image {published['size']} bytes ({mib:.0f} MiB); the node's NICs received {received} bytes "
+              f"during apply ({received / published['size']:.3f}x the image: no deltas yet)")
         print(f"download {res['download_s']:.1f}s (curl of the same blob {res['curl_s']:.1f}s)")
         print(f"slot write {res['write_s']:.1f}s vs dd O_DIRECT {dd_s:.1f}s = {res['write_vs_dd']}x; "
               f"read-back verify {res['verify_s']:.1f}s")
