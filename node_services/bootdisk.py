@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcicore.command import run
+from hcicore.command import Result, run
 from hcicore.config.cmdline import cmdline_value, split_args
 from hcicore.errors import HciError
 from hcicore.layout import OEM_INSTALL_INFO, OEM_MOUNT, PERSISTENT_MOUNT
@@ -47,10 +48,15 @@ class BootDisk:
     def slot_device(self, slot: str) -> Path:
         return self.device(f"hci-root-{slot}")
 
-    def check_same_disk(self, device: Path, *, sys_block: Path = Path("/sys/class/block")) -> None:
+    def check_same_disk(self, device: Path, *, sys_block: Path = Path("/sys/class/block"),
+                        runner: Callable[..., Result] = run) -> None:
         """Refuse to write ``device`` unless it is on the disk hci-oem is on and no other
-        partition carries its PARTUUID (a cloned disk). Regular files (tests) pass."""
-        if not device.is_block_device():
+        partition carries its PARTUUID (a cloned disk). A file the kernel has no block entry for
+        passes when it is not a block device (the apply tests' slot files)."""
+        if not (sys_block / device.name).exists():
+            if device.is_block_device():
+                raise HciError(f"{device} has no entry in {sys_block}: cannot tell which disk it is on; "
+                               "refusing to write it")
             return
 
         def disk_of(dev: Path) -> str:
@@ -61,7 +67,7 @@ class BootDisk:
             raise HciError(f"{device} is on disk {disk_of(device)}, but this node booted from {disk_of(oem)} "
                            f"({oem} is its hci-oem): refusing to write another disk")
         uuid = next((u for u in self.partuuids.values() if os.path.realpath(self.dev_dir / u) == str(device)), "")
-        found = run(["blkid", "-o", "device", "-t", f"PARTUUID={uuid}"], check=False).stdout.split()
+        found = runner(["blkid", "-o", "device", "-t", f"PARTUUID={uuid}"], check=False).stdout.split()
         if len(found) > 1:
             raise HciError(f"{len(found)} partitions carry PARTUUID {uuid} ({', '.join(found)}): a cloned disk; "
                            "give the other one new GUIDs (sgdisk --randomize-guids) before upgrading")

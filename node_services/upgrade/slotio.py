@@ -16,12 +16,12 @@ from hcicore.digest import sha256_of
 from hcicore.errors import HciError
 
 BLOCK = 4 << 20
+Progress = Callable[[int, int], None]
+Hook = Callable[[str], None]
 
 
 class SlotReadBackFailed(HciError):
     """The slot does not read back what was written (a disk problem): exit 1, not a refusal."""
-Progress = Callable[[int, int], None]
-Hook = Callable[[str], None]
 
 
 def device_size(path: Path) -> int:
@@ -79,7 +79,7 @@ def write_slot(image: Path, device: Path, *, progress: Progress, hook: Hook) -> 
 
 
 def verify_slot(device: Path, size: int, sha256: str) -> None:
-    """Raise DigestMismatch unless the first ``size`` bytes of ``device`` hash to ``sha256``."""
+    """Raise SlotReadBackFailed unless the first ``size`` bytes of ``device`` hash to ``sha256``."""
     got = sha256_of(device, size, direct=True)
     if got != sha256:
         raise SlotReadBackFailed(f"slot {device} reads back sha256 {got}, the image has {sha256}: the disk did not "
