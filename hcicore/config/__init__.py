@@ -14,7 +14,7 @@ Public API::
 """
 from hcicore.yamlio import load_yaml_text as parse_yaml  # the one YAML reader
 
-from . import upgrade_checks  # noqa: F401  (registers the upgrade.* checks)
+
 from .checks import CHECKS, run_checks
 from .cmdline import merge, parse_cmdline
 from .io import config_dict, dump_config, load_config, load_config_file, schema

@@ -1,12 +1,12 @@
-"""Semantic checks of the ``upgrade`` section (registered into :data:`checks.CHECKS`)."""
+"""Semantic checks of the ``upgrade`` section ."""
 from __future__ import annotations
 
 import re
 
 from hcicore.errors import HciError, Problem
 
-from .checks import check
-from .model import NodeConfig
+from ..model import NodeConfig
+from .registry import check
 
 REGISTRY_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
