@@ -7,13 +7,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 def redact_url(url: str) -> str:
     """Keep scheme, host, port and path; drop ``user:pass@``, the query and the fragment
-    (webhook and config URLs often carry a token there)."""
+    (webhook and config URLs often carry a token there). Text that is not a URL with a scheme
+    and a host (a token pasted into a URL field, say) is not shown at all."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError:
         return "<unparseable URL>"
+    if not parts.scheme or not host:
+        return "<not a URL>"
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 
 from .errors import Problem
+from .secrets import SECRET_KEY, shown
 
 
 def field_path(parts: Iterable[Any], prefix: str = "") -> str:
@@ -27,6 +28,8 @@ def _describe(err: jsonschema.ValidationError) -> tuple[list[Any], str, str]:
     """Return (path parts, what is wrong, how to fix) for one schema error."""
     parts = list(err.absolute_path)
     v = err.validator
+    kind = err.schema.get(SECRET_KEY) if isinstance(err.schema, dict) else None
+    value = shown(err.instance, kind)  # a secret field's value is never formatted (hcicore.secrets)
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         allowed = ", ".join(sorted(err.schema.get("properties", {})))
@@ -38,23 +41,23 @@ def _describe(err: jsonschema.ValidationError) -> tuple[list[Any], str, str]:
     if v == "type":
         want = err.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
-        return parts, f"must be of type {want}, got {type(err.instance).__name__} {err.instance!r}", f"write a {want}"
+        return parts, f"must be of type {want}, got {type(err.instance).__name__} {value}", f"write a {want}"
     if v == "enum":
         choices = ", ".join(json.dumps(c) for c in err.validator_value)
-        return parts, f"{err.instance!r} is not allowed", f"use one of {choices}"
+        return parts, f"{value} is not allowed", f"use one of {choices}"
     if v == "const":
-        return parts, f"{err.instance!r} is not supported", f"use {json.dumps(err.validator_value)}"
+        return parts, f"{value} is not supported", f"use {json.dumps(err.validator_value)}"
     if v == "pattern":
-        return parts, f"{err.instance!r} has the wrong form", f"must match {err.validator_value}"
+        return parts, f"{value} has the wrong form", f"must match {err.validator_value}"
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return parts, f"{err.instance!r} is out of range", f"{v} is {err.validator_value}"
+        return parts, f"{value} is out of range", f"{v} is {err.validator_value}"
     if v in ("minLength", "minItems"):
         return parts, "is empty or too short", f"{v} is {err.validator_value}"
     if v in ("maxLength", "maxItems"):
         return parts, "is too long", f"{v} is {err.validator_value}"
     if v == "format":
-        return parts, f"{err.instance!r} is not a valid {err.validator_value}", f"write a valid {err.validator_value}"
-    return parts, err.message, "see the schema (`hci config schema`)"
+        return parts, f"{value} is not a valid {err.validator_value}", f"write a valid {err.validator_value}"
+    return parts, ("is not valid" if kind else err.message), "see the schema (`hci config schema`)"
 
 
 def schema_problems(schema: dict[str, Any], data: Any, prefix: str = "") -> list[Problem]:

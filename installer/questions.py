@@ -142,7 +142,8 @@ def _token(raw: Any, w: "Wizard") -> str:
         if _joining(w):
             raise AnswerError("joining needs the cluster token (on a server: "
                               "/var/lib/rancher/k3s/server/node-token)")
-        return secrets.token_hex(24)
+        w.generated_token = secrets.token_hex(24)
+        return w.generated_token
     return A.token(text)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from hcicore.config import dump_config, hash_password, load_config
 from hcicore.errors import ValidationError
 from hcicore.files import write_private
+from hcicore.layout import OEM_NODE_CONFIG
 
 from .answers import AnswerError
 from .hostinfo import HostInfo
@@ -45,6 +46,7 @@ class Wizard:
         self.order: list[str] = []
         self.questions = build_questions()
         self._checks: list[Check] | None = None
+        self.generated_token: str | None = None  # a token the wizard made: shown on the summary
 
     # -- state ---------------------------------------------------------------------------------
     def get(self, key: str) -> Any:
@@ -141,6 +143,10 @@ class Wizard:
             value = self.answers[q.key]
             if q.key == "node.password_hash":
                 shown = "set (sha512-crypt hash)" if value else "none (console login off)"
+            elif q.key == "cluster.token":
+                shown = (f"{value} (generated: note it now, it is not shown again; the node keeps it "
+                         f"in hci-oem:/{OEM_NODE_CONFIG}, readable by root only)"
+                         if value and value == self.generated_token else "set (typed, not shown)")
             elif isinstance(value, list):
                 shown = f"{len(value)} key(s)" if q.key.endswith("keys") else ", ".join(value) or "-"
             elif value is None:

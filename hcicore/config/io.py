@@ -19,6 +19,7 @@ import yaml
 
 from hcicore.errors import Problem, ValidationError
 from hcicore.schema import field_path, schema_problems
+from hcicore.secrets import scrub_problems
 from hcicore.yamlio import load_yaml_file
 
 from .checks import run_checks
@@ -87,6 +88,13 @@ def load_config(data: Any, *, source: str) -> NodeConfig:
         raise ValidationError([Problem(source, f"must be a mapping of sections, not {type(data).__name__}",
                                        "start the file with keys such as install:, node:, cluster:")])
     the_schema = schema()
+    try:
+        return _load(data, the_schema)
+    except ValidationError as exc:  # one rule for secrets, whatever check found the problem
+        raise ValidationError(scrub_problems(exc.problems, data, the_schema)) from None
+
+
+def _load(data: dict[str, Any], the_schema: dict[str, Any]) -> NodeConfig:
     problems = schema_problems(the_schema, data)
     work = copy.deepcopy(data)
     if problems:

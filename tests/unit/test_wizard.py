@@ -109,6 +109,18 @@ def test_plain_password_never_stored():
     assert w.get("node.password_hash") not in "\n".join(w.summary_lines())
 
 
+def test_generated_token_is_shown_once_with_its_place_and_a_typed_one_is_masked():
+    w = Wizard(host())
+    drive(w, CREATE_STATIC[:19])
+    token = w.get("cluster.token")
+    line = next(s for s in w.summary_lines() if s.startswith("cluster.token:"))
+    assert token in line and "generated" in line and "hci-oem:/hcios/config.yaml" in line
+    typed = Wizard(host())
+    drive(typed, [(k, "typed-token-123" if k == "cluster.token" else v) for k, v in CREATE_STATIC[:19]])
+    summary = "\n".join(typed.summary_lines())
+    assert "cluster.token: set (typed, not shown)" in summary and "typed-token-123" not in summary
+
+
 def test_join_flow_with_dhcp(tmp_path):
     w = Wizard(host())
     errors = drive(w, [
