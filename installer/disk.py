@@ -3,7 +3,8 @@
 Reading (``inspect_disk``) changes nothing. The only functions that write are
 ``deactivate_holders`` and ``wipe_disk``, and the installer calls them only on the disks named in
 the config (``install.device``, ``install.data_device``), after the operator (or
-``install.automatic``/``--yes``) confirmed, and only when the disk is empty or ``install.wipe``
+``--auto``/``--yes``) confirmed, and only when the disk is empty or its consent key
+(``install.wipe``, ``install.data_wipe``)
 is true (:func:`refusal`).
 
 Every command goes through a runner with the signature of :func:`hcicore.command.run`, so tests
@@ -194,10 +195,12 @@ def inspect_disk(name: str, *, runner: Runner = run, path: str = "install.device
     return DiskInfo(name=name, node=node, signatures=parse_wipefs(wipefs.stdout))
 
 
-def refusal(disk: DiskInfo, *, wipe: bool, path: str = "install.device") -> list[Problem]:
+def refusal(disk: DiskInfo, *, wipe: bool, path: str = "install.device",
+            consent: str = "install.wipe") -> list[Problem]:
     """Why the installer must not touch ``disk``; an empty list means it may go on.
 
-    A disk with anything on it needs ``wipe: true``. A mounted or read-only disk is refused even
+    A disk with anything on it needs its consent key (``consent``: ``install.wipe`` for the
+    install disk, ``install.data_wipe`` for the data disk) set true. A mounted or read-only disk is refused even
     with ``wipe: true``: it is in use (maybe the live medium itself)."""
     problems: list[Problem] = []
     mounted = disk.mounted()
@@ -210,7 +213,7 @@ def refusal(disk: DiskInfo, *, wipe: bool, path: str = "install.device") -> list
     found = disk.contents()
     if found and not wipe:
         problems.append(Problem(path, f"{disk.describe()} is not empty: {'; '.join(found)}",
-                                "set install.wipe: true to erase it, or choose an empty disk"))
+                                f"set {consent}: true to erase it, or choose an empty disk"))
     return problems
 
 

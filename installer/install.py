@@ -5,9 +5,11 @@ Order (nothing is written before step 6):
   2. preflight (:mod:`installer.preflight`): warnings, or a hard stop in automatic mode unless
      ``install.skip_checks``;
   3. the disk (and ``install.data_device``) is resolved and read (``lsblk``, ``wipefs --no-act``);
-     a disk with partitions or signatures is refused unless ``install.wipe`` - it is not touched
+     a disk with partitions or signatures is refused unless ``install.wipe`` (for the data disk:
+     ``install.data_wipe``, a separate consent) - it is not touched
      at all - and the layout is planned (a too-small disk is refused here, saying by how much);
-  4. confirmation: ``install.automatic`` or ``--yes``, else the operator's answer;
+  4. confirmation: ``--auto`` (the kernel command line's automatic install) or ``--yes``, else
+     the operator's answer; ``install.automatic`` inside a file never skips it;
   5. the image is hashed and compared with the digest it must have (a mismatch stops here);
   6. the destructive steps: take down LVM/MD holders and wipe (the data disk too), GPT, filesystems, slot A
      (written with ``dd``, read back past the page cache and compared by sha256), grub for BIOS and
@@ -58,6 +60,7 @@ class InstallContext:
     preflight: Preflight
     runner: Runner = run
     assume_yes: bool = False
+    auto_mode: bool = False  # `hci install --auto`: the kernel command line asked for an unattended install
     work_dir: Path = WORK_DIR
     is_block: Callable[[str], bool] | None = None
     version: str = ""
@@ -112,9 +115,10 @@ def other_install_text(path: str, labels: list[str]) -> str:
     return f"{path} carries partitions of another hcios install ({', '.join(labels)})"
 
 
-def disk_problems(disk: DiskInfo, *, wipe: bool, runner: Runner, sys_block: Path, path: str) -> list[Problem]:
+def disk_problems(disk: DiskInfo, *, wipe: bool, runner: Runner, sys_block: Path, path: str,
+                  consent: str = "install.wipe") -> list[Problem]:
     """Every reason not to touch ``disk`` (the install disk or the data disk)."""
-    return (refusal(disk, wipe=wipe, path=path) + shared_groups(disk, runner=runner, path=path)
+    return (refusal(disk, wipe=wipe, path=path, consent=consent) + shared_groups(disk, runner=runner, path=path)
             + shared_arrays(disk, sys_block=sys_block, path=path))
 
 
@@ -160,11 +164,12 @@ class Install:
                 problems.append(Problem(where, f"{self.cfg.install.data_device} is the install disk {disk.path}",
                                         "name a different disk, or remove data_device"))
             else:
-                problems += disk_problems(data, wipe=wipe, runner=self.run, sys_block=sys_block, path=where)
+                problems += disk_problems(data, wipe=self.cfg.install.data_wipe, runner=self.run,
+                                          sys_block=sys_block, path=where, consent="install.data_wipe")
         # the data disk is cleared whole by the install, so its old partitions do not count
         self.others = other_installs({disk.path} | ({data.path} if data is not None else set()), runner=self.run)
         for path, labels in self.others.items():
-            if self.cfg.install.automatic:
+            if self.unattended:
                 problems.append(Problem("install.device", f"{other_install_text(path, labels)}: an automatic "
                                         "install does not leave a node with two installs",
                                         f"wipe {path} first (wipefs --all), name it as install.data_device, "
@@ -179,11 +184,18 @@ class Install:
         self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)
         self.disk, self.data_disk = disk, data
 
+    @property
+    def unattended(self) -> bool:
+        """No person confirms: ``--auto`` or ``--yes``. A key inside a file never makes it so."""
+        return self.ctx.auto_mode or self.ctx.assume_yes
+
     def _confirm(self) -> None:
         assert self.disk is not None
-        if self.cfg.install.automatic or self.ctx.assume_yes:
-            log.info("confirmed by %s", "install.automatic" if self.cfg.install.automatic else "--yes")
+        if self.unattended:
+            log.info("confirmed by %s", "--auto (kernel command line)" if self.ctx.auto_mode else "--yes")
             return
+        if self.cfg.install.automatic:
+            log.info("install.automatic is set in the config, but a person started this install: asking")
         if not self.ctx.confirm(confirm_text(self.disk, self.cfg, self.data_disk, self.others)):
             raise HciError(f"install cancelled; nothing was written to {self.disk.path}")
         log.info("confirmed by the operator")

@@ -51,12 +51,13 @@ def _load(config_src: str | None, auto_mode: bool, cmdline_file: Path, progress:
               show_default=True, hidden=True)
 def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_yes: bool,
                 image: Path | None, no_power_action: bool, cmdline_file: Path) -> None:
-    """Install hcios on the disk named by install.device (erases it; asks first unless automatic)."""
+    """Install hcios on the disk named by install.device (erases it; asks first unless --auto or --yes)."""
     progress = Progress(as_json=as_json)
     try:
         cfg = _load(config_src, auto_mode, cmdline_file, progress)
         ctx = InstallContext(image=find_image(image, cmdline=cmdline_file), progress=progress, confirm=_confirm,
-                             preflight=default_preflight, assume_yes=assume_yes, version=os_version())
+                             preflight=default_preflight, assume_yes=assume_yes, auto_mode=auto_mode,
+                             version=os_version())
         result = Install(cfg, ctx).execute()
     except (HciError, OSError, ValueError) as exc:
         # OSError/ValueError: an unreadable image or command line, outside any install step

@@ -97,6 +97,18 @@ def _has_partitions(w: "Wizard") -> bool:
     return bool(disk and disk.partitions)
 
 
+def _data_has_partitions(w: "Wizard") -> bool:
+    disk = w.host.disk(w.get("install.data_device") or "")
+    return bool(disk and disk.partitions)
+
+
+def _data_wipe_detail(w: "Wizard") -> str:
+    disk = w.host.disk(w.get("install.data_device") or "")
+    parts = ", ".join(disk.partitions) if disk else ""
+    return (f"{w.get('install.data_device')} holds partitions ({parts}), maybe the VM storage of an "
+            "earlier install. Using it erases the whole disk. Answer no to choose another disk or none.")
+
+
 def _hostname_default(w: "Wizard") -> str:
     nic = next((n for n in w.host.nics if n.name == w.get("node.network.interfaces")), None)
     tail = nic.mac.replace(":", "")[-6:] if nic and nic.mac else "node"
@@ -206,6 +218,8 @@ def build_questions() -> list[Question]:
         Q("install.data_device", "Data disk for VM storage (used whole)?", "choice",
           lambda raw, w: None if raw == NONE else raw, choices=_data_choices,
           default=lambda w: NONE),
+        Q("install.data_wipe", "Erase the data disk?", "confirm", lambda raw, w: A.yes_no(str(raw)),
+          applies=_data_has_partitions, detail=_data_wipe_detail),
         Q("node.network.interfaces", "Management network interface?", "choice", _same,
           choices=_nic_choices,
           default=lambda w: next((n.name for n in w.host.nics if n.link_up), "")),

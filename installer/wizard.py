@@ -76,8 +76,8 @@ class Wizard:
         self._checks = None
         if q.in_config:
             self._check_field(q.key)
-        if q.key == "install.wipe" and value is False:
-            self.back()
+        if q.key in ("install.wipe", "install.data_wipe") and value is False:
+            self.back()  # no consent: ask for the disk again
             self.back()
         self._drop_stale()
         return value
@@ -167,7 +167,7 @@ class Wizard:
 
 KEY_ORDER = [
     "schema_version", "install", "node", "cluster",
-    "mode", "role", "device", "data_device", "wipe", "automatic",
+    "mode", "role", "device", "data_device", "wipe", "data_wipe", "automatic",
     "hostname", "password_hash", "ssh_authorized_keys", "network", "ntp", "proxy",
     "interfaces", "method", "address", "gateway", "dns", "vlan_id",
     "server_url", "token", "vip",

@@ -32,6 +32,7 @@ class Install:
     device: str | None = None
     data_device: str | None = None
     wipe: bool = False
+    data_wipe: bool = False
     automatic: bool = False
     skip_checks: bool = False
     config_url: str | None = None

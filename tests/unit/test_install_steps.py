@@ -152,18 +152,27 @@ def test_operator_saying_no_writes_nothing(tmp_path: Path, image: ImageSource) -
     assert asked and runner.destructive() == []
 
 
-def test_automatic_or_yes_skips_the_question(tmp_path: Path, image: ImageSource) -> None:
-    for cfg, yes in ((config(automatic=True), False), (config(), True)):
+def test_auto_or_yes_skips_the_question(tmp_path: Path, image: ImageSource) -> None:
+    for cfg, kw in ((config(automatic=True), {"auto_mode": True}), (config(), {"assume_yes": True})):
         runner = SimRunner(tmp_path)
-        inst, asked, _ = make(tmp_path, cfg, image, runner, confirm=False, assume_yes=yes)
+        inst, asked, _ = make(tmp_path, cfg, image, runner, confirm=False, **kw)
         inst.execute()
         assert asked == [] and any(c.startswith("sgdisk") for c in runner.commands())
+
+
+def test_automatic_true_in_a_file_still_asks_at_a_console(tmp_path: Path, image: ImageSource) -> None:
+    """`hci install --config FILE` typed by a person: the file's install.automatic does not confirm."""
+    runner = SimRunner(tmp_path)
+    inst, asked, _ = make(tmp_path, config(automatic=True), image, runner, confirm=False)
+    with pytest.raises(HciError, match="cancelled; nothing was written"):
+        inst.execute()
+    assert len(asked) == 1 and runner.destructive() == []
 
 
 def test_disk_with_partitions_is_refused_before_confirmation(tmp_path: Path, image: ImageSource) -> None:
     runner = SimRunner(tmp_path, lsblk=lsblk_json(size=40 * GiB, pttype="gpt", children=[part("/dev/vda1", fstype="ext4")]),
                        wipefs=wipefs_json("gpt", "PMBR"))
-    inst, asked, out = make(tmp_path, config(automatic=True), image, runner)
+    inst, asked, out = make(tmp_path, config(automatic=True), image, runner, auto_mode=True)
     with pytest.raises(ValidationError) as err:
         inst.execute()
     assert "not empty" in str(err.value) and "install.wipe" in str(err.value)
@@ -194,7 +203,7 @@ def test_failed_preflight_stops_before_the_disk_is_read(tmp_path: Path, image: I
     def preflight(cfg, size):
         raise ValidationError([Problem("preflight.memory", "1.0 GiB of memory, needs 2 GiB")])
     runner = SimRunner(tmp_path)
-    inst, _, _ = make(tmp_path, config(automatic=True), image, runner, preflight=preflight)
+    inst, _, _ = make(tmp_path, config(automatic=True), image, runner, preflight=preflight, auto_mode=True)
     with pytest.raises(ValidationError, match="preflight.memory"):
         inst.execute()
     assert runner.calls == []
@@ -267,10 +276,22 @@ def test_used_data_disk_is_refused_without_wipe_and_nothing_is_touched(tmp_path:
     assert asked == [] and runner.destructive() == []
 
 
+def test_wipe_true_alone_leaves_a_used_data_disk_untouched(tmp_path: Path, image: ImageSource) -> None:
+    """Reinstalling the OS disk (wipe: true) must not erase the VM storage: that takes data_wipe."""
+    runner = SimRunner(tmp_path)
+    _data_disk(runner, used=True)
+    inst, asked, _ = make(tmp_path, config(data_device="/dev/vdb", wipe=True), image, runner, auto_mode=True)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    (problem,) = exc.value.problems
+    assert problem.path == "install.data_device" and "install.data_wipe: true" in problem.fix
+    assert runner.destructive() == [] and not any("/dev/vdb" in c for c in runner.destructive())
+
+
 def test_data_disk_is_cleared_whole_after_confirmation(tmp_path: Path, image: ImageSource) -> None:
     runner = SimRunner(tmp_path)
     _data_disk(runner, used=True)
-    inst, asked, out = make(tmp_path, config(data_device="/dev/vdb", wipe=True), image, runner)
+    inst, asked, out = make(tmp_path, config(data_device="/dev/vdb", data_wipe=True), image, runner)
     inst.execute()
     assert "Data disk for VM storage /dev/vdb" in asked[0] and "xfs" in asked[0]
     cmds = runner.commands()
@@ -306,7 +327,7 @@ class TwoDiskRunner(SimRunner):
 
 def test_another_install_on_another_disk_stops_an_automatic_install(tmp_path: Path, image: ImageSource) -> None:
     runner = TwoDiskRunner(tmp_path)
-    inst, _, _ = make(tmp_path, config(automatic=True), image, runner)
+    inst, _, _ = make(tmp_path, config(automatic=True), image, runner, auto_mode=True)
     with pytest.raises(ValidationError) as err:
         inst.execute()
     problem = err.value.problems[0]
@@ -329,6 +350,7 @@ def test_another_install_on_the_data_disk_is_cleared_with_it(tmp_path: Path, ima
     runner = TwoDiskRunner(tmp_path)
     runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vdb", pttype="gpt", children=[
         part("/dev/vdb4", label="hci-root-a")]), wipefs_json("gpt"))
-    inst, _, _ = make(tmp_path, config(automatic=True, wipe=True, data_device="/dev/vdb"), image, runner)
+    inst, _, _ = make(tmp_path, config(automatic=True, data_wipe=True, data_device="/dev/vdb"), image, runner,
+                      auto_mode=True)
     inst.execute()
     assert "wipefs --all /dev/vdb" in runner.commands()

@@ -266,3 +266,14 @@ def test_server_url_normalized(raw, want):
 def test_server_url_rejected(raw):
     with pytest.raises(AnswerError):
         answers.server_url(raw)
+
+
+def test_a_used_data_disk_needs_its_own_consent():
+    h = host()
+    h.disks[1] = Disk("vdb", "/dev/vdb", 200 * GIB, "QEMU", partitions=("/dev/vdb1",))
+    w = Wizard(h)
+    drive(w, [("install.mode", ""), ("install.device", "1"), ("install.wipe", "yes"),
+              ("install.data_device", "/dev/vdb"), ("install.data_wipe", "no")])
+    assert w.current().key == "install.data_device" and "install.data_device" not in w.answers
+    drive(w, [("install.data_device", "/dev/vdb"), ("install.data_wipe", "yes")])
+    assert w.config()["install"]["data_wipe"] is True and w.config()["install"]["wipe"] is True

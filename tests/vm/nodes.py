@@ -101,7 +101,7 @@ def installed_disk(install_lab: Lab, artifacts: Any, ssh_key: Path, signing_key:
     serve = lab.workdir / "serve"
     serve.mkdir()
     (serve / "config.yaml").write_text(node_config(ssh_key, [public_key_of(signing_key)], data_device="/dev/vdb",
-                                                   wipe=True))
+                                                   data_wipe=True))
     disk = lab.create_disk("installed", "20G")
     data = used_data_disk(lab)
     with serve_directory(serve) as port:

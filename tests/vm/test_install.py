@@ -37,7 +37,7 @@ def test_install_log_and_markers(installed_disk: Installed) -> None:
 
 
 def test_data_disk_is_left_blank_for_the_storage_agent(installed_disk: Installed) -> None:
-    """install.data_device with wipe: true: the old ext4 is gone and nothing new was put there
+    """install.data_device with data_wipe: true: the old ext4 is gone and nothing new was put there
     (the SPDK agent takes the disk raw)."""
     assert signatures(installed_disk.data) == []
 
