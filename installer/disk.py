@@ -16,44 +16,25 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from hcicore.command import Result, run
+from hcicore.command import run
 from hcicore.errors import HciError, Problem, ValidationError
 from hcicore.layout import LABELS
 
-Runner = Callable[..., Result]
+from . import blockdev
+from .blockdev import LSBLK_COLUMNS, WHOLE_DISK_TYPES, BlockNode, Runner
 
-# NAME must be listed: without it lsblk prints a flat list (no "children"), not the tree.
-LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,PARTLABEL,MOUNTPOINT,MODEL,RO,LOG-SEC"
-WHOLE_DISK_TYPES = ("disk", "loop")
 RAID_PREFIX = "raid"  # lsblk TYPE of md arrays: raid0, raid1, raid10, ...
-
-
-@dataclass(frozen=True)
-class BlockNode:
-    """One node of ``lsblk``'s tree: the disk, a partition, or a holder (md array, LVM volume)."""
-
-    path: str
-    type: str
-    size: int
-    fstype: str | None = None
-    pttype: str | None = None
-    partlabel: str | None = None
-    mountpoint: str | None = None
-    model: str | None = None
-    read_only: bool = False
-    sector_size: int = 512
-    children: tuple[BlockNode, ...] = ()
-
-    def walk(self) -> Iterator[BlockNode]:
-        """This node and every node below it, parents before children."""
-        yield self
-        for child in self.children:
-            yield from child.walk()
+CLEARABLE_TYPES = ("part", "lvm")  # holders the install takes down itself (md: RAID_PREFIX)
+HOLDER_FIX = {
+    "crypt": "close it first: cryptsetup close {name}",
+    "mpath": "the disk is a multipath member: name the multipath device (/dev/mapper/...) or flush "
+             "the map first: multipath -f {name}",
+    "dm": "remove the device-mapper target first: dmsetup remove {name}",
+}
 
 
 @dataclass(frozen=True)
@@ -103,45 +84,20 @@ class DiskInfo:
         return [n for n in self.node.walk() if n.mountpoint]
 
 
-def _int(value: Any, default: int = 0) -> int:
-    if value is None or value == "":
-        return default
-    return int(value)
-
-
-def _node(raw: dict[str, Any]) -> BlockNode:
-    return BlockNode(
-        path=str(raw["path"]),
-        type=str(raw.get("type") or ""),
-        size=_int(raw.get("size")),
-        fstype=raw.get("fstype") or None,
-        pttype=raw.get("pttype") or None,
-        partlabel=raw.get("partlabel") or None,
-        mountpoint=raw.get("mountpoint") or None,
-        model=raw.get("model") or None,
-        read_only=str(raw.get("ro")).lower() in ("1", "true"),
-        sector_size=_int(raw.get("log-sec"), 512),
-        children=tuple(_node(c) for c in raw.get("children") or ()),
-    )
-
-
 def parse_lsblk(text: str) -> BlockNode:
-    """The first device of ``lsblk --json --bytes --output LSBLK_COLUMNS DEVICE`` as a tree."""
-    data = json.loads(text)
-    devices = data.get("blockdevices") or []
+    """The first device of ``lsblk ... DEVICE`` as a tree."""
+    devices = blockdev.parse_lsblk(text)
     if not devices:
         raise HciError("lsblk listed no device")
-    return _node(devices[0])
+    return devices[0]
 
 
-def other_installs(exclude: set[str], *, runner: Runner = run) -> dict[str, list[str]]:
+def other_installs(exclude: set[str], nodes: list[BlockNode]) -> dict[str, list[str]]:
     """Whole disks, besides those in ``exclude``, whose partitions carry hcios GPT names: disk
     path -> the names found. A node must never find another install's slots or state (the
     installed node looks everything up by PARTUUID, but an operator swapping disks should know)."""
-    data = json.loads(runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS]).stdout)
     found: dict[str, list[str]] = {}
-    for raw in data.get("blockdevices") or []:
-        node = _node(raw)
+    for node in nodes:
         if node.path in exclude or node.type not in WHOLE_DISK_TYPES:
             continue
         labels = sorted({n.partlabel for n in node.walk() if n.partlabel in LABELS})
@@ -167,7 +123,7 @@ def resolve_device(name: str, *, path: str = "install.device",
     if not name.startswith("/dev/"):
         raise ValidationError([Problem(path, f"{name!r} is not a device path",
                                        "use /dev/<name>, /dev/disk/by-id/... or /dev/disk/by-path/...")])
-    real = os.path.realpath(name)
+    real = blockdev.resolve_device(name)
     check = is_block or _is_block_device
     if not check(real):
         raise ValidationError([Problem(path, f"{name} is not a block device on this machine",
@@ -186,8 +142,7 @@ def inspect_disk(name: str, *, runner: Runner = run, path: str = "install.device
                  is_block: Callable[[str], bool] | None = None) -> DiskInfo:
     """Resolve ``name`` and read its partitions, holders and signatures. Writes nothing."""
     device = resolve_device(name, path=path, is_block=is_block)
-    lsblk = runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS, device])
-    node = parse_lsblk(lsblk.stdout)
+    node = parse_lsblk(runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS, device]).stdout)
     if node.type not in WHOLE_DISK_TYPES:
         raise ValidationError([Problem(path, f"{name} is a {node.type or 'device'} ({node.path}), not a whole disk",
                                        "name the whole disk, e.g. /dev/vda rather than /dev/vda1")])
@@ -197,23 +152,43 @@ def inspect_disk(name: str, *, runner: Runner = run, path: str = "install.device
 
 def refusal(disk: DiskInfo, *, wipe: bool, path: str = "install.device",
             consent: str = "install.wipe") -> list[Problem]:
-    """Why the installer must not touch ``disk``; an empty list means it may go on.
+    """Why the installer must not touch ``disk``; an empty list means it may go on. Every reason
+    is found before confirmation, so nothing fails halfway through a wipe.
 
     A disk with anything on it needs its consent key (``consent``: ``install.wipe`` for the
     install disk, ``install.data_wipe`` for the data disk) set true. A mounted or read-only disk is refused even
     with ``wipe: true``: it is in use (maybe the live medium itself)."""
-    problems: list[Problem] = []
-    mounted = disk.mounted()
-    if mounted:
-        where = ", ".join(f"{n.path} on {n.mountpoint}" for n in mounted)
-        problems.append(Problem(path, f"{disk.describe()} is in use: {where}",
-                                "unmount it, or choose another disk"))
+    problems = held(disk, path=path)
     if disk.node.read_only:
         problems.append(Problem(path, f"{disk.describe()} is read-only", "choose a writable disk"))
     found = disk.contents()
     if found and not wipe:
         problems.append(Problem(path, f"{disk.describe()} is not empty: {'; '.join(found)}",
                                 f"set {consent}: true to erase it, or choose an empty disk"))
+    return problems
+
+
+def held(disk: DiskInfo, *, path: str = "install.device") -> list[Problem]:
+    """What holds the disk that the install does not take down itself (it does partitions, LVM
+    and md): an active swap, a mounted filesystem, dm-crypt, multipath, bcache or another
+    device-mapper target, anywhere on the disk. Each is named with how to release it."""
+    problems: list[Problem] = []
+    for node in disk.node.walk():
+        if node.mountpoint == "[SWAP]":
+            problems.append(Problem(path, f"{disk.describe()} is in use: {node.path} is active swap",
+                                    f"turn it off first (swapoff {node.path}), or choose another disk"))
+        elif node.mountpoint:
+            problems.append(Problem(path, f"{disk.describe()} is in use: {node.path} is mounted on "
+                                          f"{node.mountpoint}", f"unmount it (umount {node.mountpoint}), "
+                                                                "or choose another disk"))
+        if node is disk.node or node.type in CLEARABLE_TYPES or node.type.startswith(RAID_PREFIX):
+            continue
+        kind = "bcache" if node.name.startswith("bcache") else node.type
+        if kind == "bcache":
+            fix = f"stop it first: echo 1 > /sys/block/{node.name}/bcache/stop"
+        else:
+            fix = HOLDER_FIX.get(kind, "release it first (lsblk shows what holds the disk)").format(name=node.name)
+        problems.append(Problem(path, f"{disk.describe()} is held by {kind} device {node.path}", fix))
     return problems
 
 

@@ -5,15 +5,15 @@ feed fixture trees instead of the real /proc and /sys.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hcicore import command
-from hcicore.errors import HciError
 
-LSBLK_ARGV = ["lsblk", "-J", "-b", "-o", "NAME,PATH,SIZE,TYPE,MODEL,SERIAL,ROTA,TRAN"]
+from .blockdev import LSBLK_COLUMNS, parse_lsblk, real_disks, resolve_device, stable_names
+from .disksel import is_match, matching
+
+LSBLK_ARGV = ["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS]
 GIB = 1024**3
 
 
@@ -27,14 +27,20 @@ class Disk:
     rotational: bool = False
     transport: str = ""
     partitions: tuple[str, ...] = ()
+    removable: bool = False
+    stable: tuple[str, ...] = ()  # /dev/disk/by-id and by-path names
+
+    @property
+    def by_path(self) -> str:
+        return next((s for s in self.stable if s.startswith("/dev/disk/by-path/")), "")
 
     def describe(self) -> str:
-        """One line for a menu: path, size, model, and whether it holds partitions."""
+        """One line for a menu: path, size, model, serial and by-path name (so identical disks
+        can be told apart), and whether it holds partitions."""
         bits = [self.path, f"{self.size / GIB:.1f} GiB"]
-        if self.model:
-            bits.append(self.model)
-        if self.transport:
-            bits.append(self.transport)
+        bits += [b for b in (self.model, f"serial {self.serial}" if self.serial else "", self.transport,
+                             "removable" if self.removable else "", self.by_path.removeprefix("/dev/disk/"))
+                 if b]
         if self.partitions:
             bits.append(f"{len(self.partitions)} partition(s)")
         return "  ".join(bits)
@@ -60,7 +66,11 @@ class HostInfo:
     root: Path = Path("/")
 
     def disk(self, path: str) -> Disk | None:
-        """The disk named by ``path`` (a /dev path or a /dev/disk/by-* link), or None."""
+        """The disk named by ``path`` (a /dev path, a /dev/disk/by-* link, or a match that fits
+        exactly one disk: :mod:`installer.disksel`), or None."""
+        if is_match(path):
+            found = matching(path, self.disks)
+            return found[0] if len(found) == 1 else None
         wanted = resolve_device(path, self.root)
         for d in self.disks:
             if d.path in (path, wanted):
@@ -68,42 +78,21 @@ class HostInfo:
         return None
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value).strip()
+def disks_from_lsblk(text: str, dev_dir: Path = Path("/dev")) -> list[Disk]:
+    """The disks one may install on, from ``lsblk`` output (:func:`installer.blockdev.real_disks`:
+    no floppy, CD-ROM, RAM disk, 0-byte or read-only device), each with its stable names."""
+    return [Disk(
+        name=n.name, path=n.path, size=n.size, model=n.model or "", serial=n.serial or "",
+        rotational=n.rotational, transport=n.transport or "", removable=n.removable,
+        partitions=tuple(c.path for c in n.children), stable=tuple(stable_names(n.path, dev_dir)),
+    ) for n in real_disks(parse_lsblk(text))]
 
 
-def parse_lsblk(text: str) -> list[Disk]:
-    """Whole disks from ``lsblk -J -b`` output (loop, CD-ROM, zram and empty devices left out)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HciError(f"lsblk gave output that is not JSON: {exc}") from exc
-    disks: list[Disk] = []
-    for dev in data.get("blockdevices", []):
-        size = int(dev.get("size") or 0)
-        name = _text(dev.get("name"))
-        if dev.get("type") != "disk" or size == 0 or name.startswith(("zram", "ram")):
-            continue
-        children = dev.get("children") or []
-        rota = dev.get("rota")
-        disks.append(Disk(
-            name=name,
-            path=_text(dev.get("path")) or f"/dev/{name}",
-            size=size,
-            model=_text(dev.get("model")),
-            serial=_text(dev.get("serial")),
-            rotational=rota in (True, "1", 1),
-            transport=_text(dev.get("tran")),
-            partitions=tuple(_text(c.get("path") or c.get("name")) for c in children),
-        ))
-    return disks
-
-
-def list_disks(lsblk_json: str | None = None) -> list[Disk]:
+def list_disks(lsblk_json: str | None = None, dev_dir: Path = Path("/dev")) -> list[Disk]:
     """Disks seen by lsblk; pass ``lsblk_json`` to parse given output instead of running it."""
     if lsblk_json is None:
         lsblk_json = command.run(LSBLK_ARGV).stdout
-    return parse_lsblk(lsblk_json)
+    return disks_from_lsblk(lsblk_json, dev_dir)
 
 
 def _read(path: Path) -> str:
@@ -152,21 +141,10 @@ def mem_total(meminfo: Path = Path("/proc/meminfo")) -> int:
     return 0
 
 
-def resolve_device(path: str, root: Path = Path("/")) -> str:
-    """Follow /dev/disk/by-* links (inside ``root``) to the kernel name, e.g. /dev/vda."""
-    if not path.startswith("/"):
-        return path
-    real = os.path.realpath(root / path.lstrip("/"))
-    rootstr = os.path.realpath(root)
-    if rootstr != "/" and real.startswith(rootstr + "/"):
-        real = real[len(rootstr):]
-    return real
-
-
 def discover(root: Path = Path("/"), lsblk_json: str | None = None) -> HostInfo:
     """Everything above, read from ``root`` (``/`` on a real machine)."""
     return HostInfo(
-        disks=list_disks(lsblk_json),
+        disks=list_disks(lsblk_json, root / "dev"),
         nics=list_nics(root / "sys/class/net"),
         virt_flags=cpu_virt_flags(root / "proc/cpuinfo"),
         mem_total=mem_total(root / "proc/meminfo"),

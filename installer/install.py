@@ -34,9 +34,10 @@ from hcicore.errors import CommandError, DigestMismatch, HciError, Problem, Vali
 from hcicore.layout import LABELS, DiskIdentity, Layout, plan_layout, sgdisk_argv
 from hcicore.progress import Progress
 
-from . import bootloader, oem, webhooks
+from . import blockdev, bootloader, oem, webhooks
 from .disk import (DiskInfo, Runner, deactivate_holders, inspect_disk, other_installs, partition_paths,
                    refusal, shared_arrays, shared_groups, wipe_disk)
+from .disksel import kernel_name_problems, select
 from .source import ImageSource
 from .steps import Step, install_log, mounted, run_steps
 
@@ -153,21 +154,28 @@ class Install:
             self.ctx.progress.warning(warning)
 
     def _inspect(self) -> None:
-        wipe, sys_block = self.cfg.install.wipe, self.ctx.sys_block
-        disk = inspect_disk(self.cfg.install.device or "", runner=self.run, is_block=self.ctx.is_block)
-        problems = disk_problems(disk, wipe=wipe, runner=self.run, sys_block=sys_block, path="install.device")
+        inst, sys_block, dev_dir = self.cfg.install, self.ctx.sys_block, self.ctx.dev_dir
+        nodes = blockdev.lsblk(runner=self.run)  # every disk: matches, kernel-name rule, other installs
+        problems = (kernel_name_problems({k: v for k, v in (("install.device", inst.device or ""),
+                                                             ("install.data_device", inst.data_device or ""))
+                                          if v and getattr(inst, "wipe" if k == "install.device" else "data_wipe")},
+                                         nodes, dev_dir=dev_dir) if self.unattended else [])
+        name = select(inst.device or "", nodes, path="install.device", dev_dir=dev_dir)
+        disk = inspect_disk(name, runner=self.run, is_block=self.ctx.is_block)
+        problems += disk_problems(disk, wipe=inst.wipe, runner=self.run, sys_block=sys_block, path="install.device")
         data = None
-        if self.cfg.install.data_device:
+        if inst.data_device:
             where = "install.data_device"
-            data = inspect_disk(self.cfg.install.data_device, runner=self.run, path=where, is_block=self.ctx.is_block)
+            name = select(inst.data_device, nodes, path=where, dev_dir=dev_dir, exclude=frozenset({disk.path}))
+            data = inspect_disk(name, runner=self.run, path=where, is_block=self.ctx.is_block)
             if data.path == disk.path:
-                problems.append(Problem(where, f"{self.cfg.install.data_device} is the install disk {disk.path}",
+                problems.append(Problem(where, f"{inst.data_device} is the install disk {disk.path}",
                                         "name a different disk, or remove data_device"))
             else:
                 problems += disk_problems(data, wipe=self.cfg.install.data_wipe, runner=self.run,
                                           sys_block=sys_block, path=where, consent="install.data_wipe")
         # the data disk is cleared whole by the install, so its old partitions do not count
-        self.others = other_installs({disk.path} | ({data.path} if data is not None else set()), runner=self.run)
+        self.others = other_installs({disk.path} | ({data.path} if data is not None else set()), nodes)
         for path, labels in self.others.items():
             if self.unattended:
                 problems.append(Problem("install.device", f"{other_install_text(path, labels)}: an automatic "

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from hcicore.errors import Problem, ValidationError
 
-from .hostinfo import GIB, HostInfo, resolve_device
+from .blockdev import resolve_device
+from .hostinfo import GIB, HostInfo
 
 MIB = 1024**2
 FIXED_PARTS = (1 + 64 + 256 + 2) * MIB

@@ -31,7 +31,7 @@ class VMSpec:
     firmware: Firmware = "bios"
     nvram: Path | None = None            # per-VM copy of OVMF_VARS (uefi)
     cdrom: Path | None = None
-    disks: list[Path] = field(default_factory=list)   # qcow2, attached as virtio vda, vdb, ...
+    disks: list[Path] = field(default_factory=list)   # qcow2, virtio vda, vdb, ... with serial hcios-vda, ...
     disk_cache: str | None = None        # e.g. "unsafe" for throwaway disks; None = qemu default
     kernel: Path | None = None           # direct kernel boot
     initrd: Path | None = None
@@ -113,7 +113,10 @@ def domain_xml(spec: VMSpec) -> str:
             driver["cache"] = spec.disk_cache
         _sub(d, "driver", **driver)
         _sub(d, "source", file=str(disk))
-        _sub(d, "target", dev="vd" + "abcdefghijklmnopqrstuvwxyz"[index], bus="virtio")
+        letter = "abcdefghijklmnopqrstuvwxyz"[index]
+        _sub(d, "target", dev="vd" + letter, bus="virtio")
+        # a serial as real disks have: /dev/disk/by-id/virtio-hcios-vd<letter> in the guest
+        _sub(d, "serial", f"hcios-vd{letter}")
     _serial(devices, spec)
     if spec.vnc:
         _sub(devices, "graphics", type="vnc", listen="127.0.0.1", autoport="yes")

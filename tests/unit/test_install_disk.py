@@ -52,7 +52,7 @@ def test_filesystem_signature_on_whole_disk_is_refused() -> None:
 def test_mounted_disk_is_refused_even_with_wipe() -> None:
     runner = FakeRunner(lsblk_json(children=[part("/dev/vda1", fstype="ext4", mountpoint="/mnt")]))
     problems = refusal(_inspect(runner), wipe=True)
-    assert len(problems) == 1 and "in use: /dev/vda1 on /mnt" in str(problems[0])
+    assert len(problems) == 1 and "in use: /dev/vda1 is mounted on /mnt" in str(problems[0])
 
 
 def test_partition_is_not_a_disk() -> None:

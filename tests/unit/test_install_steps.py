@@ -320,7 +320,7 @@ class TwoDiskRunner(SimRunner):
             vda = json.loads(self.lsblk)["blockdevices"]
             vdb = json.loads(lsblk_json("/dev/vdb", pttype="gpt", children=[
                 part("/dev/vdb4", label="hci-root-a"), part("/dev/vdb6", label="hci-persistent"),
-                part("/dev/vdb7", label="data")]))["blockdevices"]
+                part("/dev/vdb7", label="data")], serial="DATA1"))["blockdevices"]
             return Result(argv, 0, json.dumps({"blockdevices": vda + vdb}), "")
         return super().__call__(argv, check, **kw)
 
@@ -350,7 +350,54 @@ def test_another_install_on_the_data_disk_is_cleared_with_it(tmp_path: Path, ima
     runner = TwoDiskRunner(tmp_path)
     runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vdb", pttype="gpt", children=[
         part("/dev/vdb4", label="hci-root-a")]), wipefs_json("gpt"))
-    inst, _, _ = make(tmp_path, config(automatic=True, data_wipe=True, data_device="/dev/vdb"), image, runner,
+    inst, _, _ = make(tmp_path, config(automatic=True, data_wipe=True, data_device="serial:DATA1"), image, runner,
                       auto_mode=True)
     inst.execute()
     assert "wipefs --all /dev/vdb" in runner.commands()
+
+
+@pytest.mark.parametrize("children,named,fix", [
+    ([part("/dev/vda1", fstype="crypto_LUKS", children=[part("/dev/mapper/luks-1", type_="crypt", fstype="ext4")])],
+     "held by crypt device /dev/mapper/luks-1", "cryptsetup close luks-1"),
+    ([part("/dev/vda2", fstype="swap", mountpoint="[SWAP]")], "/dev/vda2 is active swap", "swapoff /dev/vda2"),
+    ([part("/dev/mapper/mpatha", type_="mpath")], "held by mpath device /dev/mapper/mpatha", "multipath -f mpatha"),
+    ([part("/dev/vda1", fstype="bcache", children=[part("/dev/bcache0", type_="disk", fstype="xfs")])],
+     "held by bcache device /dev/bcache0", "/sys/block/bcache0/bcache/stop"),
+    ([part("/dev/vda1", fstype="LVM2_member", children=[
+        part("/dev/mapper/vg-lv", type_="lvm", fstype="ext4", mountpoint="/srv")])],
+     "/dev/mapper/vg-lv is mounted on /srv", "umount /srv"),
+], ids=["dm-crypt", "swap", "multipath", "bcache", "mounted-lv"])
+def test_a_holder_the_install_cannot_take_down_is_refused_before_any_write(
+        tmp_path: Path, image: ImageSource, children: list, named: str, fix: str) -> None:
+    runner = SimRunner(tmp_path, lsblk=lsblk_json(size=40 * GiB, pttype="gpt", children=children),
+                       wipefs=wipefs_json("gpt"))
+    inst, asked, _ = make(tmp_path, config(wipe=True), image, runner, auto_mode=True)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    assert any(named in p.message and fix in p.fix for p in exc.value.problems), exc.value.problems
+    assert asked == [] and runner.destructive() == []
+
+
+def test_an_ambiguous_kernel_name_in_an_unattended_wipe_is_refused_with_the_stable_names(
+        tmp_path: Path, image: ImageSource) -> None:
+    runner = TwoDiskRunner(tmp_path)
+    byid = tmp_path / "disk" / "by-id"
+    byid.mkdir(parents=True)
+    (byid / "virtio-DATA1").symlink_to("../../vdb")
+    (byid / "virtio-OS").symlink_to("../../vda")
+    inst, asked, _ = make(tmp_path, config(wipe=True, data_wipe=True, data_device="/dev/vdb"), image, runner,
+                          auto_mode=True)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    named = {p.path: p for p in exc.value.problems if "kernel name" in p.message}
+    assert set(named) == {"install.device", "install.data_device"}
+    fix = named["install.device"].fix
+    assert "/dev/vda (40.0 GiB, no serial): /dev/disk/by-id/virtio-OS" in fix
+    assert "/dev/vdb (40.0 GiB, serial:DATA1): /dev/disk/by-id/virtio-DATA1" in fix
+    assert asked == [] and runner.destructive() == []
+    # a person who confirms may still use kernel names
+    runner = TwoDiskRunner(tmp_path)
+    runner.other_disks["/dev/vdb"] = (lsblk_json("/dev/vdb"), "")
+    inst, asked, _ = make(tmp_path, config(wipe=True, data_wipe=True, data_device="/dev/vdb"), image, runner)
+    inst.execute()
+    assert asked and "wipefs --all /dev/vdb" in runner.commands()

@@ -76,7 +76,7 @@ def cfg(**install) -> dict:
 
 # ---- hostinfo ----------------------------------------------------------------------------------
 def test_parse_lsblk_keeps_whole_disks_only():
-    disks = hostinfo.parse_lsblk(json.dumps(LSBLK))
+    disks = hostinfo.disks_from_lsblk(json.dumps(LSBLK))
     assert [d.path for d in disks] == ["/dev/vda", "/dev/sda", "/dev/nvme0n1"]
     vda, sda, nvme = disks
     assert vda.partitions == ("/dev/vda1", "/dev/vda2") and vda.rotational
@@ -87,7 +87,7 @@ def test_parse_lsblk_keeps_whole_disks_only():
 
 def test_parse_lsblk_rejects_garbage():
     with pytest.raises(HciError, match="not JSON"):
-        hostinfo.parse_lsblk("lsblk: unknown column")
+        hostinfo.disks_from_lsblk("lsblk: unknown column")
 
 
 def test_list_disks_runs_lsblk_through_the_command_runner(tmp_path, monkeypatch):

@@ -100,8 +100,10 @@ def installed_disk(install_lab: Lab, artifacts: Any, ssh_key: Path, signing_key:
     lab = install_lab
     serve = lab.workdir / "serve"
     serve.mkdir()
-    (serve / "config.yaml").write_text(node_config(ssh_key, [public_key_of(signing_key)], data_device="/dev/vdb",
-                                                   data_wipe=True))
+    # two disks and an unattended wipe: named by stable id and by serial match, not /dev/vd*
+    (serve / "config.yaml").write_text(node_config(ssh_key, [public_key_of(signing_key)],
+                                                   device="/dev/disk/by-id/virtio-hcios-vda",
+                                                   data_device="serial:hcios-vdb", data_wipe=True))
     disk = lab.create_disk("installed", "20G")
     data = used_data_disk(lab)
     with serve_directory(serve) as port:

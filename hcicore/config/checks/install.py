@@ -9,14 +9,18 @@ from ..model import NodeConfig
 from .parse import url_problem
 from .registry import check
 
+DEVICE = re.compile(r"^(/dev/\S+|smallest|largest|(serial|model):\S.*)$")
+
 @check("devices")
 def devices_are_paths(cfg: NodeConfig) -> list[Problem]:
+    """A disk is a path under /dev or a match the installer resolves (installer/disksel.py)."""
     problems = []
     for key in ("device", "data_device"):
         dev = getattr(cfg.install, key)
-        if dev is not None and not re.match(r"^/dev/[^\s]+$", dev):
-            problems.append(Problem(f"install.{key}", f"{dev!r} is not a device path",
-                                    "use a path under /dev, e.g. /dev/vda or /dev/disk/by-id/..."))
+        if dev is not None and not DEVICE.match(dev):
+            problems.append(Problem(f"install.{key}", f"{dev!r} is not a device path or a disk match",
+                                    "use /dev/disk/by-id/..., /dev/disk/by-path/..., /dev/vda, or a match: "
+                                    "serial:<serial>, model:<model>, smallest, largest"))
     return problems
 
 
