@@ -13,13 +13,13 @@ from pathlib import Path
 
 import jinja2
 
+from hcicore.bootargs import DEFAULT_CONSOLE_ARGS, GRUB_SERIAL
 from hcicore.bootstate import COPIES, MAX_TRIES, BootStateStore
 from hcicore.command import run
 from hcicore.layout import OEM_DIR, OEM_MOUNT, OEM_SEED_DIR, Layout
 
 from .disk import Runner
 
-CONSOLE_ARGS = "console=tty0 console=ttyS0,115200n8"
 # Every boot: a kernel panic or a crashed PID 1 reboots instead of hanging.
 HANG_ARGS = "panic=10 systemd.crash_reboot=yes"
 # A trial boot only (grub.cfg adds it to the slot on trial): an initramfs failure reboots, and
@@ -41,7 +41,8 @@ class SlotEntry:
     args: str
 
 
-def kernel_args(slot: str, partuuids: dict[str, str], *, extra: str = "") -> str:
+def kernel_args(slot: str, partuuids: dict[str, str], *, extra: str = "",
+                consoles: str = DEFAULT_CONSOLE_ARGS) -> str:
     """Kernel command line of an installed node booting ``slot`` (a or b).
 
     Every partition is named by its PARTUUID, which the installer chose for this disk: the root
@@ -49,7 +50,7 @@ def kernel_args(slot: str, partuuids: dict[str, str], *, extra: str = "") -> str
     from, never a same-named partition of another disk (harvester#3070)."""
     parts = [
         f"root=PARTUUID={partuuids[f'hci-root-{slot}']} rootfstype=squashfs ro",
-        CONSOLE_ARGS,
+        consoles,
         HANG_ARGS,
         f"hci.slot={slot}",
         f"hci.oem=PARTUUID={partuuids['hci-oem']}",
@@ -64,19 +65,22 @@ def kernel_args(slot: str, partuuids: dict[str, str], *, extra: str = "") -> str
 
 
 def render_grub_cfg(layout: Layout, partuuids: dict[str, str], *, version: str, timeout: int = 3,
-                    extra_args: str = "") -> str:
+                    extra_args: str = "", consoles: str = DEFAULT_CONSOLE_ARGS) -> str:
+    """The installed node's grub.cfg; ``consoles`` are the kernel's console= arguments (those the
+    live system was booted with, or ``node.console``), grub itself uses the screen, COM1 and COM2."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, partuuids, extra=extra_args))
+    slots = [SlotEntry(s, layout.by_label(f"hci-root-{s}").number, kernel_args(s, partuuids, extra=extra_args,
+                                                                              consoles=consoles))
              for s in ("a", "b")]
     return env.get_template("grub.cfg.j2").render(
         version=version, timeout=timeout, max_tries=MAX_TRIES, env_dir=f"/{OEM_DIR}", copies=COPIES,
         trial_args=TRIAL_ARGS, oem=layout.by_label("hci-oem").number,
-        labels=[p.label for p in layout.partitions], slots=slots)
+        labels=[p.label for p in layout.partitions], slots=slots, grub_serial=GRUB_SERIAL)
 
 
 def write_boot_state(oem_root: Path, *, good: str = "a") -> None:

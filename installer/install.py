@@ -27,6 +27,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcicore.bootargs import DEFAULT_CONSOLE_ARGS, console_args
 from hcicore.command import run
 from hcicore.config import NodeConfig, config_dict
 from hcicore.digest import sha256_of
@@ -61,6 +62,7 @@ class InstallContext:
     preflight: Preflight
     runner: Runner = run
     assume_yes: bool = False
+    live_cmdline: str = ""  # the live system's kernel command line (its console= arguments are kept)
     auto_mode: bool = False  # `hci install --auto`: the kernel command line asked for an unattended install
     work_dir: Path = WORK_DIR
     is_block: Callable[[str], bool] | None = None
@@ -192,6 +194,11 @@ class Install:
         self.layout = plan_layout(disk.size, self.ctx.image.size, device=disk.path)
         self.disk, self.data_disk = disk, data
 
+    def consoles(self) -> str:
+        """The node's console= arguments: ``node.console``, else those the live system was booted
+        with (a server whose serial-over-LAN is COM2 was booted with console=ttyS1), else the default."""
+        return self.cfg.node.console or console_args(self.ctx.live_cmdline) or DEFAULT_CONSOLE_ARGS
+
     @property
     def unattended(self) -> bool:
         """No person confirms: ``--auto`` or ``--yes``. A key inside a file never makes it so."""
@@ -266,7 +273,8 @@ class Install:
 
     def _bootloader(self) -> None:
         assert self.disk is not None and self.layout is not None
-        cfg_text = bootloader.render_grub_cfg(self.layout, self.identity.partuuids, version=self.ctx.version)
+        cfg_text = bootloader.render_grub_cfg(self.layout, self.identity.partuuids, version=self.ctx.version,
+                                              consoles=self.consoles())
         bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
                                 grub_cfg=cfg_text, runner=self.run)
         bootloader.write_boot_state(self.oem_root, good="a")

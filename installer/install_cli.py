@@ -17,6 +17,13 @@ from .install import WORK_DIR, Install, InstallContext, default_preflight, os_ve
 from .source import find_image
 
 
+def _read_cmdline(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def _confirm(text: str) -> bool:
     return click.confirm(text, default=False, err=True)
 
@@ -57,6 +64,7 @@ def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_y
         cfg = _load(config_src, auto_mode, cmdline_file, progress)
         ctx = InstallContext(image=find_image(image, cmdline=cmdline_file), progress=progress, confirm=_confirm,
                              preflight=default_preflight, assume_yes=assume_yes, auto_mode=auto_mode,
+                             live_cmdline=_read_cmdline(cmdline_file),
                              version=os_version())
         result = Install(cfg, ctx).execute()
     except (HciError, OSError, ValueError) as exc:

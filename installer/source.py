@@ -18,12 +18,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcicore.bootargs import IMAGE_SHA256_ARG
 from hcicore.config.cmdline import cmdline_value
 from hcicore.errors import HciError
 
 LIVE_IMAGE = Path("/run/initramfs/live/LiveOS/squashfs.img")
 LIVE_ROOT = "/run/rootfsbase"
-IMAGE_SHA256_ARG = "hcios.image_sha256="
 SQUASHFS_MAGIC = b"hsqs"
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from installer.source import IMAGE_SHA256_ARG  # read back by the installer on the node
-
-SERIAL_BAUD = 115200
+from hcicore.bootargs import IMAGE_SHA256_ARG, SERIAL_BAUD  # read back by the installer on the node
 
 # The last console= becomes /dev/console (systemd status, emergency shell), so the serial
 # port goes last: a headless server's serial-over-LAN gets the prompts.

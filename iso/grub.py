@@ -13,7 +13,9 @@ import jinja2
 
 from hcicore.command import run
 
-from .bootargs import SERIAL_BAUD, live_root_cdlabel, menu_entries
+from hcicore.bootargs import GRUB_SERIAL
+
+from .bootargs import live_root_cdlabel, menu_entries
 
 GRUB_LIB = Path("/usr/lib/grub")
 BIOS_HYBRID_MBR = GRUB_LIB / "i386-pc" / "boot_hybrid.img"
@@ -44,7 +46,7 @@ def render_grub_cfg(*, version: str, arch: str, label: str, timeout: int = 5) ->
         version=version,
         arch=arch,
         timeout=timeout,
-        baud=SERIAL_BAUD,
+        grub_serial=GRUB_SERIAL,
         live_args=live_root_cdlabel(label),
         main_entries=main,
         other_entries=other,

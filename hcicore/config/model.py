@@ -84,6 +84,7 @@ class Node:
     password: str | None = field(default=None, repr=False, compare=False)
     password_hash: str | None = None
     ssh_authorized_keys: list[str] = field(default_factory=list)
+    console: str | None = None
     network: Network = field(default_factory=Network)
     ntp: list[str] = field(default_factory=list)
     proxy: Proxy | None = None

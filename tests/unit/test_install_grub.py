@@ -87,3 +87,10 @@ def test_first_boot_state(tmp_path) -> None:
         assert len(data) == 1024 and b"hci_good=a\nhci_try=\nhci_tries=0\nhci_check=1:a::0\n" in data
     assert (tmp_path / "hcios/slot-a.good").exists() and not (tmp_path / "hcios/slot-b.good").exists()
     assert not list((tmp_path / "hcios").glob(".*"))
+
+
+def test_the_node_keeps_the_consoles_the_installer_was_booted_with() -> None:
+    cfg = render_grub_cfg(plan_layout(40 * GiB, 300 * 1024**2, device="/dev/vda"), PARTUUIDS, version="1.2.3",
+                          consoles="console=tty0 console=ttyS1,115200n8")
+    assert cfg.count("console=tty0 console=ttyS1,115200n8") == 2 and "ttyS0" not in cfg
+    assert "terminal_output --append serial_com1" in cfg and "terminal_output --append serial_com0" in cfg

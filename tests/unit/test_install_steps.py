@@ -401,3 +401,16 @@ def test_an_ambiguous_kernel_name_in_an_unattended_wipe_is_refused_with_the_stab
     inst, asked, _ = make(tmp_path, config(wipe=True, data_wipe=True, data_device="/dev/vdb"), image, runner)
     inst.execute()
     assert asked and "wipefs --all /dev/vdb" in runner.commands()
+
+
+@pytest.mark.parametrize("console,live,want", [
+    (None, "BOOT_IMAGE=/boot/vmlinuz root=live:CDLABEL=X console=ttyS1,115200n8 hcios.live=install",
+     "console=ttyS1,115200n8"),
+    ("console=tty0 console=ttyS1,57600n8", "console=ttyS0,115200n8", "console=tty0 console=ttyS1,57600n8"),
+    (None, "root=live:CDLABEL=X", "console=tty0 console=ttyS0,115200n8"),
+], ids=["from-live", "node.console", "default"])
+def test_node_consoles(tmp_path: Path, image: ImageSource, console: str | None, live: str, want: str) -> None:
+    cfg = config()
+    cfg.node.console = console
+    inst, _, _ = make(tmp_path, cfg, image, SimRunner(tmp_path), live_cmdline=live)
+    assert inst.consoles() == want

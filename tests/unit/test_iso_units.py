@@ -48,8 +48,9 @@ def test_default_entry_writes_to_vga_and_serial_with_serial_last() -> None:
 
 def test_grub_cfg_boots_the_live_squashfs_by_label() -> None:
     cfg = render_grub_cfg(version="1.0", arch="amd64", label="HCIOS_1_0")
-    assert "serial --unit=0 --speed=115200" in cfg
-    assert "terminal_input console serial" in cfg
+    for unit in (0, 1):  # COM1 and COM2, each only if the machine has it
+        assert f"if serial --unit={unit} --speed=115200" in cfg
+        assert f"terminal_input --append serial_com{unit}" in cfg and f"terminal_output --append serial_com{unit}" in cfg
     entries = re.findall(r"linux /boot/vmlinuz \$\{hcios_live\} (.*)", cfg)
     assert len(entries) == 12
     assert 'set hcios_live="root=live:CDLABEL=HCIOS_1_0 rd.live.image"' in cfg

@@ -13,6 +13,7 @@ from .registry import check
 
 CRYPT_HASH = re.compile(r"^(\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}"
                         r"|\$y\$[./0-9A-Za-z]+\$[./0-9A-Za-z]*\$[./0-9A-Za-z]{43})$")
+CONSOLE = re.compile(r"^console=(tty\d*|ttyS\d+|ttyAMA\d+|hvc\d+)(,[0-9]+[noe]?[5-8]?r?)?$")
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                  "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
                  "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss")
@@ -67,6 +68,17 @@ def password_hash_format(cfg: NodeConfig) -> list[Problem]:
     return [Problem("node.password_hash", "is not a sha512-crypt ($6$) or yescrypt ($y$) hash",
                     "make one with `openssl passwd -6` or `mkpasswd -m yescrypt`, or set "
                     "node.password instead")]
+
+
+@check("console")
+def console_words(cfg: NodeConfig) -> list[Problem]:
+    text = cfg.node.console
+    if text is None:
+        return []
+    if not text.split() or not all(CONSOLE.match(w) for w in text.split()):
+        return [Problem("node.console", f"{text!r} is not a list of console= arguments",
+                        "write e.g. 'console=tty0 console=ttyS1,115200n8'")]
+    return []
 
 
 @check("ssh-keys")
