@@ -198,6 +198,17 @@ def check_nics(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
     return checks
 
 
+def check_access(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
+    """SSH access is never a surprise: the node's sshd takes keys only (no passwords, root by key),
+    so a config without a key makes a node reachable on its consoles alone."""
+    keys = _get(cfg, "node.ssh_authorized_keys") or []
+    if keys:
+        return [Check("ssh", True, "warn", f"SSH: root logs in with {len(keys)} key(s)")]
+    return [Check("ssh", False, "warn", "no SSH key: SSH to this node will be closed (its sshd takes keys "
+                  "only); the password works on the consoles (VGA, serial-over-LAN) alone",
+                  path="node.ssh_authorized_keys", fix="add a public key to reach the node over SSH")]
+
+
 def run_checks(cfg: Mapping[str, Any], host: HostInfo, *,
                image_bytes: int = DEFAULT_IMAGE_BYTES) -> list[Check]:
     """Every preflight check for ``cfg`` on ``host``, passed and failed."""
@@ -207,6 +218,7 @@ def run_checks(cfg: Mapping[str, Any], host: HostInfo, *,
         *check_install_disk(cfg, host, image_bytes),
         *check_data_disk(cfg, host),
         *check_nics(cfg, host),
+        *check_access(cfg, host),
     ]
 
 

@@ -48,7 +48,8 @@ def run_steps(steps: Sequence[Step], progress: Progress) -> None:
                 yaml.YAMLError) as exc:
             # An unexpected error still ends as a failed step: reported, logged on hci-oem, and
             # (automatic mode) the FAILED marker on the console instead of a bare traceback.
-            log.error("step %s failed: %s: %s", step.name, type(exc).__name__, exc)
+            # the traceback goes to the install log (kept on hci-oem): an unexpected error is a bug
+            log.error("step %s failed: %s: %s", step.name, type(exc).__name__, exc, exc_info=exc)
             progress.failed(step.name, f"{type(exc).__name__}: {exc}")
             raise HciError(f"{step.name}: {type(exc).__name__}: {exc}") from exc
         log.info("step %s: done", step.name)

@@ -40,6 +40,7 @@ class VMSpec:
     netboot_url: str | None = None       # iPXE (qemu's NIC ROM) boots this URL first
     mac: str = "52:54:00:12:34:56"
     serial_mode: SerialMode = "file"     # "pty": `virsh console` works, output still logged
+    serial_port: int = 0                 # 0: COM1 (ttyS0); 1: COM2 (ttyS1) as the only serial port
     vnc: bool = False                    # VGA on a VNC server bound to 127.0.0.1
     boot_order: tuple[str, ...] = ("cdrom", "hd")
     # An i6300esb watchdog, as servers have one. Off by default: under TCG one guest hung in
@@ -81,7 +82,7 @@ def _serial(devices: ET.Element, spec: VMSpec) -> None:
     else:
         serial = _sub(devices, "serial", type="pty")
         _sub(serial, "log", file=str(spec.serial_log), append="off")
-    _sub(serial, "target", port="0")
+    _sub(serial, "target", port=str(spec.serial_port))
 
 
 def domain_xml(spec: VMSpec) -> str:

@@ -42,6 +42,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 _GONE = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
 
 
+KEYCODES = {"enter": 28, "up": 103, "down": 108, "esc": 1}  # Linux input event codes
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -110,6 +112,14 @@ class VM:
     def _report(self, message: str) -> str:
         return (f"{message}\n--- last {TAIL_LINES} lines of {self.serial_log} ---\n"
                 f"{self.serial_tail()}\n--- end of serial log ---")
+
+    def send_keys(self, *keys: str, gap: float = 0.3) -> None:
+        """Press keys on the VM's keyboard (grub reads it as well as the serial port), one at a
+        time: names from KEYCODES."""
+        dom = self._conn.lookupByName(self.name)
+        for key in keys:
+            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 0, [KEYCODES[key]], 1, 0)
+            time.sleep(gap)
 
     def reset(self) -> None:
         """Press the reset button: the guest restarts at once, with no shutdown and no sync (a
@@ -205,6 +215,7 @@ class Lab:
         vcpus: int = 2,
         ssh: bool = True,
         serial_mode: SerialMode = "file",
+        serial_port: int = 0,
         vnc: bool = False,
         disk_cache: str | None = None,
         domain_name: str | None = None,
@@ -239,6 +250,7 @@ class Lab:
             netboot_url=netboot_url,
             mac="52:54:00:%02x:%02x:%02x" % tuple(secrets.token_bytes(3)),
             serial_mode=serial_mode,
+            serial_port=serial_port,
             vnc=vnc,
             watchdog=watchdog,
         )

@@ -414,3 +414,16 @@ def test_node_consoles(tmp_path: Path, image: ImageSource, console: str | None, 
     cfg.node.console = console
     inst, _, _ = make(tmp_path, cfg, image, SimRunner(tmp_path), live_cmdline=live)
     assert inst.consoles() == want
+
+
+def test_an_unexpected_error_keeps_its_traceback_in_the_install_log(tmp_path: Path, image: ImageSource,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise KeyError("hci-oem-missing")
+
+    monkeypatch.setattr("installer.bootloader.write_boot_state", broken)
+    inst, _, _ = make(tmp_path, config(), image, SimRunner(tmp_path))
+    with pytest.raises(HciError, match="bootloader: KeyError"):
+        inst.execute()
+    text = (tmp_path / "work/oem/hcios/install.log").read_text()
+    assert "Traceback (most recent call last)" in text and "in broken" in text and "hci-oem-missing" in text

@@ -71,7 +71,16 @@ def cfg(**install) -> dict:
     base = {"mode": "create", "role": "server", "device": "/dev/sda", "wipe": False}
     base.update(install)
     return {"schema_version": 1, "install": base,
-            "node": {"hostname": "n1", "network": {"interfaces": [{"name": "eth0"}]}}}
+            "node": {"hostname": "n1", "network": {"interfaces": [{"name": "eth0"}]},
+                     "ssh_authorized_keys": ["ssh-ed25519 AAAA op@desk"]}}
+
+
+def test_no_ssh_key_says_ssh_will_be_closed(tmp_path):
+    data = cfg()
+    data["node"]["ssh_authorized_keys"] = []
+    (ssh,) = by_name(preflight.run_checks(data, host_from(fake_root(tmp_path))), "ssh")
+    assert (ssh.ok, ssh.severity, ssh.path) == (False, "warn", "node.ssh_authorized_keys")
+    assert "SSH to this node will be closed" in ssh.message and "consoles" in ssh.message
 
 
 # ---- hostinfo ----------------------------------------------------------------------------------
@@ -141,7 +150,7 @@ def by_name(checks, name):
 def test_all_checks_pass_on_a_good_host(tmp_path):
     checks = preflight.run_checks(cfg(), host_from(fake_root(tmp_path)))
     assert preflight.failed(checks) == []
-    assert {c.name for c in checks} == {"cpu-virtualization", "memory", "install-disk", "nic"}
+    assert {c.name for c in checks} == {"cpu-virtualization", "memory", "install-disk", "nic", "ssh"}
 
 
 def test_layout_minimum_follows_the_image():

@@ -35,11 +35,22 @@ def _boot_and_wait(vm, artifacts) -> float:
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_iso_boots_to_live_marker(lab, artifacts, firmware: str) -> None:
-    vm = lab.start_vm(f"iso-{firmware}", cdrom=artifacts.iso, firmware=firmware)
+    # BIOS: the only serial port is COM2, as on a server whose serial-over-LAN is COM2 (iDRAC,
+    # iLO): grub's menu shows there, and its ttyS1 entry is chosen with the keyboard.
+    com2 = firmware == "bios"
+    vm = lab.start_vm(f"iso-{firmware}", cdrom=artifacts.iso, firmware=firmware, serial_port=int(com2))
+    if com2:
+        vm.wait_for_serial("Other consoles", BOOT_TIMEOUT)
+        mark = vm.mark()
+        vm.send_keys("down", "down", "down", "enter")  # the 4th item: the "Other consoles" submenu
+        vm.wait_for_serial("serial console ttyS1", 60, since=mark)
+        vm.send_keys("down", "down", "down", "enter")  # ttyS0's three entries, then install on ttyS1
     _boot_and_wait(vm, artifacts)
     text = vm.serial_text()
-    # grub's menu was drawn on the serial port too (terminal_output console serial)
+    # grub's menu was drawn on the serial port too (terminal_output ... serial_com0/serial_com1)
     assert f"Install hcios {artifacts.version}" in text
+    if com2:
+        assert "console=ttyS1,115200n8 hcios.live=install" in text  # the kernel line, on COM2
     # the overlay root over the squashfs mounted at once (dracut#1820 fixed by hci-live)
     assert "Mounted sysroot.mount" in text
     assert "failed to resolve '/run/overlayfs'" not in text
