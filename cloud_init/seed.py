@@ -82,6 +82,12 @@ def user_data(cfg: NodeConfig) -> dict[str, Any]:
         # on the instance's first boot, racing hci-ssh-keygen.service (ordered after cloud-init,
         # which only adds missing ones now), and a node's key would change under its operators
         "ssh_deletekeys": False,
+        # no DSA host key (cloud-init's default list still makes one; OpenSSH disables DSA)
+        "ssh_genkeytypes": ["ed25519", "ecdsa", "rsa"],
+        # the image has no locales package: for its default en_US.UTF-8 cloud-init's locale module
+        # fails (update-locale: invalid locale settings) and the node starts "degraded"; C.UTF-8
+        # is built into libc and needs no locale-gen
+        "locale": "C.UTF-8",
         "users": [root],
     }
     if n.ntp:

@@ -35,6 +35,8 @@ def test_user_data_identity_and_login() -> None:
     assert root == {"name": "root", "lock_passwd": False, "hashed_passwd": HASH, "ssh_authorized_keys": [ED25519]}
     assert ud["disable_root"] is False and ud["ssh_pwauth"] is True
     assert ud["ssh_deletekeys"] is False  # a node's host keys are made once and kept
+    assert ud["ssh_genkeytypes"] == ["ed25519", "ecdsa", "rsa"]  # no DSA host key
+    assert ud["locale"] == "C.UTF-8"  # no locales in the image: only libc's C.UTF-8 needs no locale-gen
     assert ud["ntp"] == {"enabled": True, "servers": ["0.pool.ntp.org"]}
 
 

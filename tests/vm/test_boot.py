@@ -26,6 +26,7 @@ def _boot_and_wait(vm, artifacts) -> float:
     seconds = time.monotonic() - vm.started
     assert match.group(1) == artifacts.version
     assert "hci install" in vm.serial_text()  # the banner tells what to do next
+    assert "SSH takes keys only" in vm.serial_text()  # and the truth about SSH
     # A login (autologin shell on the live medium) follows the banner on the serial console.
     vm.wait_for_serial(r"root@[\w.-]+:~#|login:", 120, since=match.end())
     prompt = time.monotonic() - vm.started

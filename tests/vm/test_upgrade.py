@@ -71,6 +71,14 @@ def intact(node: Node, world: World) -> None:
     assert not host.file(f"/{FOREIGN_MARK}").exists
 
 
+def clean_boot(node: Node) -> None:
+    """The boot ended with every unit up (`running`, not `degraded`) and no DSA host key."""
+    _, state, _ = node.ssh("timeout 300 systemctl is-system-running --wait", check=False)
+    failed = node.ssh("systemctl --failed --no-legend --plain", check=False)[1]
+    assert state.strip() == "running", failed
+    assert not host_for(node.port, node.key).file("/etc/ssh/ssh_host_dsa_key").exists
+
+
 def test_01_nodes_boot_their_own_disk(world: World) -> None:
     n1 = world.n1
     host = host_for(n1.port, n1.key)
@@ -95,6 +103,8 @@ def test_01_nodes_boot_their_own_disk(world: World) -> None:
     assert doc["slots"]["b"]["state"] == "empty"
     text = world.n2.vm.serial_text()
     assert "hcios: booting slot a" in text and "HCIOS-HEALTH-OK slot=a" in text  # UEFI (OVMF)
+    for node in (n1, world.n2):  # a clean first boot: no failed unit, no DSA host key
+        clean_boot(node)
     assert world.n2.status()["slots"]["a"]["version"] == "0.1.0"
 
 
@@ -117,6 +127,7 @@ def test_03_power_cuts_before_the_trial_leave_slot_a(world: World) -> None:
     n1.restart_killed()
     n1.wait_up(0, slot="a")
     _on_slot_a(n1, world)
+    clean_boot(n1)  # the second boot (after a power cut) ends clean too
     # mid-write of slot B: reset, no sync
     log = n1.paused_apply(ref, "write-half")
     assert "resuming the download at" in log  # the part that was on disk before the cut was kept
