@@ -13,7 +13,8 @@ from hcicore.errors import HciError, ValidationError
 from hcicore.progress import Progress
 
 from . import auto
-from .install import WORK_DIR, Install, InstallContext, default_preflight, os_version, power_action
+from .install import (WORK_DIR, Install, InstallContext, InstallResult, default_preflight, os_version,
+                      power_action)
 from .source import find_image
 
 
@@ -28,19 +29,13 @@ def _confirm(text: str) -> bool:
     return click.confirm(text, default=False, err=True)
 
 
-def _load(config_src: str | None, auto_mode: bool, cmdline_file: Path, progress: Progress) -> NodeConfig:
+def _load(config_src: str, auto_mode: bool, cmdline_file: Path, progress: Progress) -> NodeConfig:
     def on_retry(attempt: int, error: str, delay: float) -> None:
         progress.warning(f"config URL: attempt {attempt} failed ({error}); retrying in {delay:.0f}s")
 
     if auto_mode:
         return auto.config_from_cmdline(cmdline_file.read_text(), on_retry=on_retry)
-    if config_src is not None:
-        return auto.config_from_source(config_src, on_retry=on_retry)
-    from .interactive import run_interactive  # noqa: PLC0415  (TUI only when asked for)
-
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    path = run_interactive(out_path=WORK_DIR / "config.yaml")
-    return auto.config_from_source(str(path))
+    return auto.config_from_source(config_src, on_retry=on_retry)
 
 
 @click.command("install")
@@ -60,13 +55,22 @@ def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_y
                 image: Path | None, no_power_action: bool, cmdline_file: Path) -> None:
     """Install hcios on the disk named by install.device (erases it; asks first unless --auto or --yes)."""
     progress = Progress(as_json=as_json)
-    try:
-        cfg = _load(config_src, auto_mode, cmdline_file, progress)
+
+    def install(cfg: NodeConfig) -> tuple[NodeConfig, InstallContext, InstallResult]:
         ctx = InstallContext(image=find_image(image, cmdline=cmdline_file), progress=progress, confirm=_confirm,
                              preflight=default_preflight, assume_yes=assume_yes, auto_mode=auto_mode,
-                             live_cmdline=_read_cmdline(cmdline_file),
-                             version=os_version())
-        result = Install(cfg, ctx).execute()
+                             live_cmdline=_read_cmdline(cmdline_file), version=os_version())
+        return cfg, ctx, Install(cfg, ctx).execute()
+
+    try:
+        if auto_mode or config_src is not None:
+            cfg, ctx, result = install(_load(config_src or "", auto_mode, cmdline_file, progress))
+        else:  # interactive: a failed install goes back to the wizard with every answer kept
+            from .interactive import install_with_retries  # noqa: PLC0415  (TUI only when asked for)
+
+            WORK_DIR.mkdir(parents=True, exist_ok=True)
+            cfg, ctx, result = install_with_retries(lambda path: install(auto.config_from_source(str(path))),
+                                                    out_path=WORK_DIR / "config.yaml")
     except (HciError, OSError, ValueError) as exc:
         # OSError/ValueError: an unreadable image or command line, outside any install step
         if isinstance(exc, ValidationError):

@@ -46,6 +46,10 @@ MEMORY = {  # role: (hard minimum, recommended)
 DISK_RECOMMENDED = {"server": 60 * GIB, "agent": 60 * GIB, "witness": 20 * GIB}
 
 Severity = Literal["warn", "fail"]
+# Failed "fail" checks that another answer fixes (a bigger disk, a disk that exists, a NIC that
+# exists): the interactive summary refuses "yes" on them. The hardware ones (CPU, memory) stay
+# warnings there: a person at the console may go on, an automatic install stops.
+ANSWER_CHECKS = ("install-disk", "install-disk-empty", "data-disk", "nic")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from hcicore.errors import ValidationError
 
 from . import answers as A
 from .answers import AnswerError
+from .preflight import layout_min_bytes
 
 if TYPE_CHECKING:
     from .wizard import Wizard
@@ -73,6 +74,13 @@ def _same(raw: Any, w: "Wizard") -> Any:
 
 def _disk_choices(w: "Wizard") -> list[Choice]:
     return [Choice(d.path, d.describe()) for d in w.host.disks]
+
+
+def _disk_default(w: "Wizard") -> str:
+    """Preselect a disk only when exactly one is large enough: Enter through the wizard must not
+    pick one of several disks (or one too small) on its own."""
+    fits = [d for d in w.host.disks if d.size >= layout_min_bytes()]
+    return fits[0].path if len(fits) == 1 else ""
 
 
 def _data_choices(w: "Wizard") -> list[Choice]:
@@ -178,6 +186,9 @@ def _password(raw: Any, w: "Wizard") -> str | None:
 def _confirm(raw: Any, w: "Wizard") -> bool:
     if not A.yes_no(str(raw)):
         raise AnswerError("answer yes to write the config, or go back to change an answer")
+    blocking = w.blocking()
+    if blocking:
+        raise AnswerError("a check failed; go back (Escape) and fix:\n" + "\n".join(blocking))
     if w.validator is not None:
         try:
             w.validator(w.config())
@@ -212,7 +223,7 @@ def build_questions() -> list[Question]:
                              Choice("witness", "witness: etcd quorum only, no workloads")],
           default=lambda w: "agent"),
         Q("install.device", "Install disk (erased completely)?", "choice", _same,
-          choices=_disk_choices),
+          choices=_disk_choices, default=_disk_default),
         Q("install.wipe", "Erase this disk?", "confirm", lambda raw, w: A.yes_no(str(raw)),
           applies=_has_partitions, detail=_wipe_detail),
         Q("install.data_device", "Data disk for VM storage (used whole)?", "choice",

@@ -64,11 +64,15 @@ class QuestionScreen(Screen[None]):
             opts = q.choices(w)
             yield OptionList(*[Option(Text(c.label), id=c.value) for c in opts], id="answer")
         elif q.kind in ("confirm", "summary"):
+            blocked = q.kind == "summary" and bool(w.blocking())
             if q.kind == "summary":
-                lines = w.summary_lines() + [f"WARNING {x}" for x in w.warnings()]
+                lines = ([f"BLOCKED {x}" for x in w.blocking()] + w.summary_lines()
+                         + [f"WARNING {x}" for x in w.warnings()])
                 with VerticalScroll(id="summary"):
                     yield Static(Text("\n".join(lines)))
-            yield OptionList(Option("yes", id="yes"), Option("no", id="no"), id="answer")
+            # a failed hard check disables "yes": go back (Escape) and fix it
+            yield OptionList(Option("yes" if not blocked else "yes (blocked: go back and fix)", id="yes",
+                                    disabled=blocked), Option("no", id="no"), id="answer")
         elif q.kind == "secret":
             yield Input(password=True, placeholder="password", id="answer")
             yield Input(password=True, placeholder="again", id="again")
@@ -82,7 +86,11 @@ class QuestionScreen(Screen[None]):
         if isinstance(widget, OptionList):
             values = [o.id for o in widget.options]
             default = self.q.default(self.w)
-            widget.highlighted = values.index(default) if default in values else 0
+            if self.q.kind == "summary" and self.w.blocking():
+                default = "no"
+            # no default (several disks fit, or none): nothing is preselected, Enter picks nothing
+            widget.highlighted = values.index(default) if default in values else (
+                None if self.q.kind == "choice" else 0)
         widget.focus()
 
     # -- answering -----------------------------------------------------------------------------
@@ -132,13 +140,16 @@ class InstallerApp(App[bool]):
     BINDINGS = [Binding("ctrl+q", "quit_installer", "Quit", priority=True)]
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, wizard: Wizard, out_path: Path | None = None):
+    def __init__(self, wizard: Wizard, out_path: Path | None = None, error: str | None = None):
         super().__init__()
         self.wizard = wizard
         self.out_path = out_path
+        self.error = error  # why the last install stopped: shown on the first screen
 
     def on_mount(self) -> None:
         self.next_question()
+        if self.error:
+            self.notify(self.error, title="install failed", severity="error", timeout=600)
 
     def next_question(self) -> None:
         q = self.wizard.current()
@@ -162,7 +173,7 @@ class InstallerApp(App[bool]):
         self.exit(False)
 
 
-def run_tui(wizard: Wizard, out_path: Path | None = None) -> bool:
+def run_tui(wizard: Wizard, out_path: Path | None = None, error: str | None = None) -> bool:
     """Show the TUI until the wizard is done (True; config written to ``out_path`` if given) or
     the operator quits (False)."""
-    return bool(InstallerApp(wizard, out_path).run())
+    return bool(InstallerApp(wizard, out_path, error).run())

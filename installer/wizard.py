@@ -22,7 +22,7 @@ from hcicore.layout import OEM_NODE_CONFIG
 
 from .answers import AnswerError
 from .hostinfo import HostInfo
-from .preflight import Check, failed, run_checks
+from .preflight import ANSWER_CHECKS, Check, failed, run_checks
 from .questions import Choice, Question, build_questions, pick
 
 __all__ = ["AnswerError", "Choice", "Question", "Wizard", "save", "validate", "write_config"]
@@ -102,6 +102,11 @@ class Wizard:
             self.answers.pop(self.order.pop(), None)
             self._checks = None
 
+    def reopen_summary(self) -> None:
+        """Back to the summary with every other answer kept (after a failed install)."""
+        while self.order and self.order[-1] in ("confirm", "copy_path"):
+            self.back()
+
     def _drop_stale(self) -> None:
         """Drop answers whose question no longer applies (e.g. after switching to dhcp)."""
         for q in self.questions:
@@ -159,10 +164,21 @@ class Wizard:
         return lines
 
     def warnings(self) -> list[str]:
-        return [f"{c.severity}: {c.name}: {c.message}" for c in failed(self.checks())]
+        """Failed checks that do not stop the install (shown on the summary)."""
+        return [f"{c.severity}: {c.name}: {c.message}" for c in failed(self.checks()) if not _blocks(c)]
+
+    def blocking(self) -> list[str]:
+        """Failed hard checks (disk too small, disk not found, ...): the summary's "yes" is refused
+        until they are fixed, and each says how."""
+        return [f"{c.path or c.name}: {c.message}" + (f" ({c.fix})" if c.fix else "")
+                for c in failed(self.checks()) if _blocks(c)]
 
     def write(self, out_path: Path) -> Path:
         return write_config(self.config(), out_path)
+
+
+def _blocks(check: Check) -> bool:
+    return check.severity == "fail" and check.name in ANSWER_CHECKS
 
 
 KEY_ORDER = [

@@ -10,6 +10,7 @@ from textual import events
 from textual.widgets import Input, OptionList, Static, TextArea
 
 from hcicore.config import load_config_file, verify_password
+from installer.answers import AnswerError
 from installer.tui import InstallerApp, QuestionScreen
 from installer.wizard import Wizard
 from tests.unit.test_wizard import CREATE_STATIC, PASSWORD, host
@@ -53,6 +54,8 @@ async def give(pilot, app: InstallerApp, raw) -> None:
     assert widget.has_focus
     if isinstance(widget, OptionList):
         values = [o.id for o in widget.options]
+        if widget.highlighted is None:  # nothing preselected (the disk list): the first key highlights
+            await pilot.press("down")
         target = values.index(raw) if raw in values else (int(raw) - 1 if raw else widget.highlighted)
         step = "down" if target >= widget.highlighted else "up"
         for _ in range(abs(target - widget.highlighted)):
@@ -199,3 +202,107 @@ def test_tui_summary_shows_preflight_warnings(tmp_path):
             assert screen_of(app).q.key == "node.password_hash"
 
     run(scenario())
+
+
+def _lsblk_host():
+    import json
+
+    from installer.hostinfo import HostInfo, disks_from_lsblk
+
+    def dev(name, size, **kw):
+        return {"name": name, "path": f"/dev/{name}", "type": "disk", "size": size, "ro": False, "rm": False, **kw}
+
+    gib = 1024**3
+    disks = disks_from_lsblk(json.dumps({"blockdevices": [
+        dev("fd0", 0, rm=True), dev("vda", 100 * gib, serial="A1"), dev("vdb", 200 * gib, serial="B2")]}))
+    return HostInfo(disks=disks, nics=host().nics, virt_flags=frozenset({"vmx"}), mem_total=16 * gib)
+
+
+def test_tui_offers_no_floppy_and_preselects_no_disk_of_several(tmp_path):
+    app = InstallerApp(Wizard(_lsblk_host()), Path(tmp_path / "x.yaml"))
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("enter")  # install.mode: create
+            await pilot.pause()
+            screen = screen_of(app)
+            assert screen.q.key == "install.device"
+            options = screen.query_one("#answer", OptionList)
+            assert [o.id for o in options.options] == ["/dev/vda", "/dev/vdb"]  # no /dev/fd0
+            assert "serial A1" in str(options.get_option_at_index(0).prompt)
+            assert options.highlighted is None
+            await pilot.press("enter")  # Enter through the wizard picks no disk
+            await pilot.pause()
+            assert screen_of(app).q.key == "install.device" and "install.device" not in app.wizard.answers
+
+    run(scenario())
+
+
+def test_tui_a_too_small_disk_blocks_yes_until_fixed(tmp_path):
+    small = host()
+    small.disks[0] = type(small.disks[0])("vda", "/dev/vda", 10 * 1024**3, "QEMU HARDDISK", partitions=("/dev/vda1",))
+    w = Wizard(small)
+    for key, raw in CREATE_STATIC[:19]:
+        assert w.current().key == key
+        w.answer(raw)
+    app = InstallerApp(w, Path(tmp_path / "x.yaml"))
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = screen_of(app)
+            assert screen.q.key == "confirm"
+            text = str(screen.query_one("#summary Static", Static).content)
+            assert "BLOCKED install.device: disk /dev/vda is 10.0 GiB, needs at least" in text
+            options = screen.query_one("#answer", OptionList)
+            assert options.get_option("yes").disabled and options.highlighted == 1  # "no"
+            await pilot.press("up", "enter")  # the disabled "yes" can't be taken
+            await pilot.pause()
+            assert screen_of(app).q.key == "confirm" and not (tmp_path / "x.yaml").exists()
+
+    run(scenario())
+    with pytest.raises(AnswerError, match="a check failed"):
+        w.answer("yes")
+
+
+def test_a_failed_install_returns_to_the_wizard_with_every_answer_kept(tmp_path):
+    from hcicore.errors import HciError
+    from installer.interactive import install_with_retries
+
+    w = Wizard(host())
+    out = tmp_path / "node.yaml"
+    seen: list[str] = []
+
+    def ask(*, out_path, wizard, error):
+        if error is None:  # the first round: the operator answers everything
+            for key, raw in CREATE_STATIC:
+                wizard.answer(raw)
+            from installer.wizard import save
+            return save(wizard, out_path)
+        app = InstallerApp(wizard, out_path, error=error)
+
+        async def scenario():
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.pause()
+                assert screen_of(app).q.key == "confirm"  # back on the summary
+                summary = str(screen_of(app).query_one("#summary Static", Static).content)
+                assert "node.hostname: hci-123456" in summary and "10.0.0.5/24" in summary
+                assert any("wipefs: /dev/vda: probing initialization failed" in n.message
+                           for n in app._notifications)
+                await pilot.press("enter")  # yes
+                await pilot.pause()
+                await pilot.press("enter")  # no copy for PXE
+                await pilot.pause()
+
+        run(scenario())
+        return out_path
+
+    def install(path):
+        seen.append(path.read_text())
+        if len(seen) == 1:
+            raise HciError("inspect disk: wipefs: /dev/vda: probing initialization failed")
+        return "installed"
+
+    assert install_with_retries(install, out_path=out, ask=ask, wizard=w) == "installed"
+    assert len(seen) == 2 and seen[0] == seen[1]  # the same answers, the same config
