@@ -45,6 +45,11 @@ class CommandError(HciError):
         super().__init__(f"command failed ({returncode}): {' '.join(argv)}{detail}")
 
 
+class FetchError(HciError):
+    """Something could not be downloaded (network, HTTP status, time budget spent): a build
+    artifact, a config URL, SSH keys from a URL."""
+
+
 class DigestMismatch(HciError):
     """Downloaded or written bytes do not have the expected sha256."""
 

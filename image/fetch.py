@@ -10,14 +10,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hcicore.digest import sha256_file
-from hcicore.errors import DigestMismatch, HciError
+from hcicore.errors import DigestMismatch, FetchError
 
 log = logging.getLogger("hcios.fetch")
 CHUNK = 1 << 20
-
-
-class FetchError(HciError):
-    """The artifact could not be downloaded (network, HTTP status)."""
 
 
 

@@ -16,7 +16,7 @@ import requests
 
 from hcicore.redact import redact_text, redact_url
 
-from hcicore.errors import HciError
+from hcicore.errors import FetchError
 
 log = logging.getLogger("hcios.installer.fetch")
 
@@ -32,21 +32,17 @@ class FetchPolicy:
     max_delay: float = 15.0
 
 
-class FetchError(HciError):
-    """The config could not be fetched within the time budget."""
-
-
 def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
                session: requests.Session | None = None,
                on_retry: Callable[[int, str, float], None] | None = None,
                clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> str:
+               sleep: Callable[[float], None] = time.sleep, what: str = "config URL") -> str:
     """GET ``url`` and return its text, retrying failures until ``policy.budget`` is spent.
 
     ``on_retry(attempt, error, delay)`` is called before each wait (progress on the console).
     Raises FetchError with the last error; a 4xx other than 408/425/429 fails at once."""
     if not url.startswith(("http://", "https://")):
-        raise FetchError(f"config URL {redact_url(url)!r}: only http:// and https:// are supported")
+        raise FetchError(f"{what} {redact_url(url)!r}: only http:// and https:// are supported")
     sess = session or requests.Session()
     deadline = clock() + policy.budget
     delay = policy.first_delay
@@ -58,7 +54,7 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
         try:
             resp = sess.get(url, timeout=timeout, allow_redirects=True)
         except requests.exceptions.SSLError as exc:
-            raise FetchError(f"config URL {redact_url(url)}: TLS verification failed: {_short(exc)}") from exc
+            raise FetchError(f"{what} {redact_url(url)}: TLS verification failed: {_short(exc)}") from exc
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {_short(exc)}"
         else:
@@ -66,12 +62,12 @@ def fetch_text(url: str, *, policy: FetchPolicy = FetchPolicy(),
                 return resp.text
             error = f"HTTP {resp.status_code} {resp.reason}"
             if resp.status_code not in RETRY_STATUS:
-                raise FetchError(f"config URL {redact_url(url)}: {error} (not retried: fix the URL or the server)")
+                raise FetchError(f"{what} {redact_url(url)}: {error} (not retried: fix the URL or the server)")
         wait = min(delay, policy.max_delay, deadline - clock())
         if wait <= 0:
-            raise FetchError(f"config URL {redact_url(url)}: gave up after {attempt} attempts in "
+            raise FetchError(f"{what} {redact_url(url)}: gave up after {attempt} attempts in "
                              f"{policy.budget:.0f}s; last error: {error}")
-        log.warning("config URL %s: attempt %d failed (%s); retrying in %.1fs", redact_url(url), attempt, error, wait)
+        log.warning("%s %s: attempt %d failed (%s); retrying in %.1fs", what, redact_url(url), attempt, error, wait)
         if on_retry is not None:
             on_retry(attempt, error, wait)
         sleep(wait)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hcicore.errors import ValidationError
+from hcicore.errors import FetchError, ValidationError
+from hcicore.redact import redact_url
 
 from . import answers as A
 from .answers import AnswerError
+from .fetch_config import FetchPolicy, fetch_text
 from .preflight import layout_min_bytes
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["choice", "text", "lines", "secret", "confirm", "summary"]
 NONE = "none"
+KEYS_FETCH = FetchPolicy(budget=20.0, connect_timeout=5.0, read_timeout=10.0)  # an operator is waiting
 NO_PROXY_BASE = "localhost,127.0.0.1,0.0.0.0,.svc,.cluster.local"
 
 
@@ -115,6 +118,24 @@ def _data_wipe_detail(w: "Wizard") -> str:
     parts = ", ".join(disk.partitions) if disk else ""
     return (f"{w.get('install.data_device')} holds partitions ({parts}), maybe the VM storage of an "
             "earlier install. Using it erases the whole disk. Answer no to choose another disk or none.")
+
+
+def _ssh_keys(raw: Any, w: "Wizard") -> list[str]:
+    """Keys typed or pasted, or fetched from one http(s) URL (as Harvester's installer offers)."""
+    text = str(raw).strip()
+    if "\n" in text or not text.startswith(("http://", "https://")):
+        return A.ssh_keys(text)
+    try:
+        fetched = fetch_text(text, policy=KEYS_FETCH, what="SSH key URL")
+    except FetchError as exc:
+        raise AnswerError(str(exc)) from None
+    try:
+        keys = A.ssh_keys(fetched)
+    except AnswerError as exc:
+        raise AnswerError(f"{redact_url(text)} (fetched): {exc}") from None
+    if not keys:
+        raise AnswerError(f"{redact_url(text)} serves no key")
+    return keys
 
 
 def _hostname_default(w: "Wizard") -> str:
@@ -263,7 +284,9 @@ def build_questions() -> list[Question]:
           lambda raw, w: ",".join(A.words(str(raw))) or None,
           applies=lambda w: bool(w.get("node.proxy.http")), default=_no_proxy_default),
         Q("node.ssh_authorized_keys", "SSH public keys (one per line, blank line ends)?",
-          "lines", lambda raw, w: A.ssh_keys(str(raw))),
+          "lines", _ssh_keys, detail=lambda w: ("Paste keys, or give one http(s) URL that serves them "
+                                               "(e.g. https://github.com/USER.keys). Blank: no SSH "
+                                               "(the node's sshd takes keys only).")),
         Q("node.password_hash", "Login password (typed twice, not shown)?", "secret",
           _password, detail=lambda w: ("Blank: no password (SSH key only)."
                                        if w.get("node.ssh_authorized_keys") else "")),

@@ -7,6 +7,7 @@ mode, so both give the same config.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,18 @@ class InstallerApp(App[bool]):
     TITLE = "hcios installer"
     BINDINGS = [Binding("ctrl+q", "quit_installer", "Quit", priority=True)]
     ENABLE_COMMAND_PALETTE = False
+    # The Linux VGA console (a BMC's KVM) has no box-drawing or block glyphs in its font: the
+    # default borders would be rows of squares there. TERM=linux gets plain ASCII borders.
+    CSS = """
+    .console-safe Input, .console-safe Input:focus, .console-safe OptionList,
+    .console-safe OptionList:focus, .console-safe TextArea, .console-safe TextArea:focus,
+    .console-safe #summary { border: ascii $primary; }
+    """
 
-    def __init__(self, wizard: Wizard, out_path: Path | None = None, error: str | None = None):
+    def __init__(self, wizard: Wizard, out_path: Path | None = None, error: str | None = None,
+                 term: str | None = None):
         super().__init__()
+        self.console_safe = (term if term is not None else os.environ.get("TERM", "")) == "linux"
         self.wizard = wizard
         self.out_path = out_path
         self.error = error  # why the last install stopped: shown on the first screen
@@ -164,6 +174,8 @@ class InstallerApp(App[bool]):
             self.exit(True)
             return
         screen = QuestionScreen(self.wizard, q)
+        if self.console_safe:
+            screen.add_class("console-safe")
         if len(self.screen_stack) > 1:
             self.switch_screen(screen)
         else:

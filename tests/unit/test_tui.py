@@ -306,3 +306,22 @@ def test_a_failed_install_returns_to_the_wizard_with_every_answer_kept(tmp_path)
 
     assert install_with_retries(install, out_path=out, ask=ask, wizard=w) == "installed"
     assert len(seen) == 2 and seen[0] == seen[1]  # the same answers, the same config
+
+
+@pytest.mark.parametrize("term,border", [("linux", "ascii"), ("xterm-256color", "round")])
+def test_tui_draws_ascii_borders_on_the_linux_console(tmp_path, term, border):
+    w = Wizard(host())
+    for key, raw in CREATE_STATIC[:19]:
+        w.answer(raw)
+    app = InstallerApp(w, Path(tmp_path / "x.yaml"), term=term)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = screen_of(app)
+            assert screen.query_one("#summary").styles.border.top[0] == border
+            if term == "linux":
+                assert screen.query_one("#answer").styles.border.top[0] == "ascii"
+                assert_fits(app)
+
+    run(scenario())

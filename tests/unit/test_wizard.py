@@ -277,3 +277,20 @@ def test_a_used_data_disk_needs_its_own_consent():
     assert w.current().key == "install.data_device" and "install.data_device" not in w.answers
     drive(w, [("install.data_device", "/dev/vdb"), ("install.data_wipe", "yes")])
     assert w.config()["install"]["data_wipe"] is True and w.config()["install"]["wipe"] is True
+
+
+def test_ssh_keys_from_a_url(tmp_path):
+    from iso.httpserve import serve_directory
+
+    (tmp_path / "op.keys").write_text(ssh_key("a@desk") + "\n" + ssh_key("b@desk") + "\n")
+    (tmp_path / "bad.keys").write_text("<html>not keys</html>\n")
+    with serve_directory(tmp_path) as port:
+        w = Wizard(host())
+        drive(w, CREATE_STATIC[:17])
+        errors = drive(w, [("node.ssh_authorized_keys", f"http://127.0.0.1:{port}/bad.keys?token=s3cret"),
+                           ("node.ssh_authorized_keys", f"http://127.0.0.1:{port}/missing.keys"),
+                           ("node.ssh_authorized_keys", f"http://127.0.0.1:{port}/op.keys")])
+    assert [k for k, _ in errors] == ["node.ssh_authorized_keys"] * 2
+    assert "not an SSH public key" in errors[0][1] and "s3cret" not in errors[0][1]
+    assert "SSH key URL" in errors[1][1] and "404" in errors[1][1]
+    assert w.get("node.ssh_authorized_keys") == [ssh_key("a@desk"), ssh_key("b@desk")]
