@@ -54,6 +54,7 @@ def test_grub_cfg_boots_the_live_squashfs_by_label() -> None:
     entries = re.findall(r"linux /boot/vmlinuz \$\{hcios_live\} (.*)", cfg)
     assert len(entries) == 12
     assert 'set hcios_live="root=live:CDLABEL=HCIOS_1_0 rd.live.image"' in cfg
+    assert "\nexport hcios_live\n" in cfg  # else the submenu's entries boot with no root= at all
     assert cfg.count("initrd /boot/initrd.img") == 12
 
 
