@@ -4,7 +4,7 @@
 number    label           type code   size
 ========  ==============  ==========  ======================================================
 1         hci-bios        EF02        1 MiB (BIOS boot partition for grub)
-2         hci-esp         EF00        64 MiB (FAT ESP)
+2         hci-esp         EF00        300 MiB (FAT32 ESP: enough clusters on a 4Kn disk too)
 3         hci-oem         8300        256 MiB (ext4: grub env, node config, seed, install log)
 4         hci-root-a      8300        slot size (raw squashfs)
 5         hci-root-b      8300        slot size (raw squashfs)
@@ -29,7 +29,10 @@ PERSISTENT_MIN = 10 * GiB
 GPT_HEAD = 1 * MiB  # protective MBR + primary GPT, and alignment of partition 1
 GPT_TAIL = 1 * MiB  # backup GPT (33 sectors), rounded to the alignment
 FIXED = (("hci-bios", 1 * MiB, "EF02", None),
-         ("hci-esp", 64 * MiB, "EF00", "vfat"),
+         # FAT32 needs 65525 clusters: with 4096-byte sectors and one sector per cluster that
+         # is 256 MiB, so the ESP is FAT32 on 512-byte and 4Kn disks alike (UEFI requires FAT32
+         # on fixed disks; a 64 MiB ESP was FAT16)
+         ("hci-esp", 300 * MiB, "EF00", "vfat"),
          ("hci-oem", 256 * MiB, "8300", "ext4"))
 LABELS = ("hci-bios", "hci-esp", "hci-oem", "hci-root-a", "hci-root-b", "hci-persistent")
 # Where things live inside the hci-oem filesystem (paths relative to its root).

@@ -239,7 +239,7 @@ class Install:
                                      dev_dir=self.ctx.dev_dir)
 
     def _filesystems(self) -> None:
-        self.run(["mkfs.vfat", "-n", "HCI-ESP", self.parts["hci-esp"]])
+        self.run(["mkfs.vfat", "-F", "32", "-s", "1", "-n", "HCI-ESP", self.parts["hci-esp"]])
         self.run(["mkfs.ext4", "-q", "-F", "-L", "hci-oem", self.parts["hci-oem"]])
         self.oem_formatted = True
         self.run(["mkfs.ext4", "-q", "-F", "-L", "hci-persistent", self.parts["hci-persistent"]])

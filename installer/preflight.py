@@ -15,9 +15,9 @@ agent      2 GiB                 8 GiB               layout minimum         60 G
 witness    1 GiB                 2 GiB               layout minimum         20 GiB
 =========  ====================  ==================  =====================  =================
 
-The layout minimum is ARCHITECTURE.md section 3: hci-bios 1 MiB + hci-esp 64 MiB + hci-oem 256 MiB
+The layout minimum is ARCHITECTURE.md section 3: hci-bios 1 MiB + hci-esp 300 MiB + hci-oem 256 MiB
 + two slots + 10 GiB for hci-persistent + 2 MiB of GPT and alignment. A slot is twice the image,
-at least 2 GiB (:func:`slot_bytes`). CPU virtualization (vmx/svm) is a ``fail`` for server and
+at least 2 GiB (:func:`hcicore.layout.slot_bytes`). CPU virtualization (vmx/svm) is a ``fail`` for server and
 agent (they run VMs with KubeVirt) and a ``warn`` for a witness.
 """
 from __future__ import annotations
@@ -27,14 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hcicore.errors import Problem, ValidationError
+from hcicore.layout import min_disk_bytes
 
 from .blockdev import resolve_device
 from .hostinfo import GIB, HostInfo
 
-MIB = 1024**2
-FIXED_PARTS = (1 + 64 + 256 + 2) * MIB
-PERSISTENT_MIN = 10 * GIB
-SLOT_MIN = 2 * GIB
 DEFAULT_IMAGE_BYTES = 1 * GIB
 MEM_SLACK = 0.9
 
@@ -66,15 +63,9 @@ class Check:
         return f"[{state}] {self.name}: {self.message}"
 
 
-def slot_bytes(image_bytes: int) -> int:
-    """Size of one root slot for an image: twice the image, at least SLOT_MIN, whole MiB."""
-    want = max(2 * image_bytes, SLOT_MIN)
-    return -(-want // MIB) * MIB
-
-
 def layout_min_bytes(image_bytes: int = DEFAULT_IMAGE_BYTES) -> int:
-    """Smallest install disk that holds the section 3 layout for this image."""
-    return FIXED_PARTS + 2 * slot_bytes(image_bytes) + PERSISTENT_MIN
+    """Smallest install disk for this image: the one size rule, hcicore.layout's."""
+    return min_disk_bytes(image_bytes)
 
 
 def gib(n: int | float) -> str:

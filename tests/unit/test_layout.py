@@ -28,7 +28,7 @@ def test_labels_order_sizes_and_alignment() -> None:
     assert tuple(p.label for p in layout.partitions) == LABELS
     assert [p.number for p in layout.partitions] == [1, 2, 3, 4, 5, 6]
     sizes = {p.label: p.size for p in layout.partitions}
-    assert (sizes["hci-bios"], sizes["hci-esp"], sizes["hci-oem"]) == (1 * MiB, 64 * MiB, 256 * MiB)
+    assert (sizes["hci-bios"], sizes["hci-esp"], sizes["hci-oem"]) == (1 * MiB, 300 * MiB, 256 * MiB)
     assert sizes["hci-root-a"] == sizes["hci-root-b"] == layout.slot_bytes == SLOT_MIN
     assert [p.type_code for p in layout.partitions] == ["EF02", "EF00", "8300", "8300", "8300", "8300"]
     assert layout.partitions[0].start == 1 * MiB
@@ -62,7 +62,7 @@ def test_too_small_disk_says_which_and_by_how_much() -> None:
     assert problem.path == "install.device"
     assert "disk /dev/vdb is too small" in problem.message
     assert "512 MiB more" in problem.message
-    assert f"needs 14.3 GiB ({need} bytes)" in problem.message
+    assert f"needs 14.5 GiB ({need} bytes)" in problem.message
     assert problem.fix == "use a disk of at least 15 GiB"
 
 
