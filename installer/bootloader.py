@@ -8,6 +8,8 @@ is in docs/upgrade.md.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +102,31 @@ def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str,
     cfg = boot_dir / "grub" / "grub.cfg"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(grub_cfg)
+
+
+EFI_LABEL = "hcios"
+EFI_LOADER = "\\EFI\\BOOT\\BOOTX64.EFI"  # the removable path grub-install --removable wrote
+_BOOT_ENTRY = re.compile(r"^Boot([0-9A-Fa-f]{4})\*?\s+(.*)$")
+
+
+def set_uefi_boot_entry(disk: str, esp_number: int, *, runner: Runner = run,
+                        efi_dir: Path = Path("/sys/firmware/efi")) -> str | None:
+    """After an install booted in UEFI mode: an NVRAM entry for the disk, first in BootOrder, so
+    the node boots its disk next and not the network again (the removable path stays as the
+    fallback for firmware that forgets NVRAM). Older ``hcios`` entries are removed first.
+    Returns a warning when the firmware refuses (some do); BIOS boots have nothing to set."""
+    if not efi_dir.is_dir():
+        return None
+    listing = runner(["efibootmgr"], check=False)
+    if listing.returncode != 0:
+        return f"UEFI boot entry not set: efibootmgr failed: {listing.stderr.strip()}"
+    for line in listing.stdout.splitlines():
+        match = _BOOT_ENTRY.match(line.strip())
+        if match and match.group(2).split("\t")[0].strip() == EFI_LABEL:
+            runner(["efibootmgr", "--quiet", "--bootnum", match.group(1), "--delete-bootnum"], check=False)
+    made = runner(["efibootmgr", "--quiet", "--create", "--disk", disk, "--part", str(esp_number),
+                   "--label", EFI_LABEL, "--loader", EFI_LOADER], check=False)
+    if made.returncode != 0:
+        return (f"UEFI boot entry not set ({made.stderr.strip()}): the firmware boots the disk through "
+                "the removable path; put the disk before the network in the boot order")
+    return None

@@ -100,10 +100,15 @@ def other_installs(exclude: set[str], nodes: list[BlockNode]) -> dict[str, list[
     for node in nodes:
         if node.path in exclude or node.type not in WHOLE_DISK_TYPES:
             continue
-        labels = sorted({n.partlabel for n in node.walk() if n.partlabel in LABELS})
+        labels = hcios_labels(node)
         if labels:
             found[node.path] = labels
     return found
+
+
+def hcios_labels(node: BlockNode) -> list[str]:
+    """The hcios GPT names on a disk (empty: it holds no hcios install)."""
+    return sorted({n.partlabel for n in node.walk() if n.partlabel in LABELS})
 
 
 def parse_wipefs(text: str) -> tuple[Signature, ...]:

@@ -36,7 +36,7 @@ from hcicore.layout import LABELS, DiskIdentity, Layout, plan_layout, sgdisk_arg
 from hcicore.progress import Progress
 
 from . import blockdev, bootloader, oem, webhooks
-from .disk import (DiskInfo, Runner, deactivate_holders, inspect_disk, other_installs, partition_paths,
+from .disk import (DiskInfo, Runner, deactivate_holders, hcios_labels, inspect_disk, other_installs, partition_paths,
                    refusal, shared_arrays, shared_groups, wipe_disk)
 from .disksel import kernel_name_problems, select
 from .source import ImageSource
@@ -70,6 +70,7 @@ class InstallContext:
     notify: Callable[..., str | None] = webhooks.notify
     sys_block: Path = Path("/sys/class/block")
     dev_dir: Path = Path("/dev")
+    efi_dir: Path = Path("/sys/firmware/efi")  # present when the installer booted in UEFI mode
 
 
 @dataclass
@@ -165,6 +166,12 @@ class Install:
         name = select(inst.device or "", nodes, path="install.device", dev_dir=dev_dir)
         disk = inspect_disk(name, runner=self.run, is_block=self.ctx.is_block)
         problems += disk_problems(disk, wipe=inst.wipe, runner=self.run, sys_block=sys_block, path="install.device")
+        if self.ctx.auto_mode and not inst.reinstall and hcios_labels(disk.node):
+            # PXE first in the boot order: the installer boots again after every install
+            problems.append(Problem("install.reinstall", f"{disk.path} already holds hcios "
+                                    f"({', '.join(hcios_labels(disk.node))}): an automatic install does not "
+                                    "erase an installed node", "boot the node from its disk (it is installed), "
+                                    "or set hci.install.reinstall=true to install it again"))
         data = None
         if inst.data_device:
             where = "install.data_device"
@@ -278,6 +285,12 @@ class Install:
         bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
                                 grub_cfg=cfg_text, runner=self.run)
         bootloader.write_boot_state(self.oem_root, good="a")
+        warning = bootloader.set_uefi_boot_entry(self.disk.path, self.layout.by_label("hci-esp").number,
+                                                 runner=self.run, efi_dir=self.ctx.efi_dir)
+        if warning:
+            self.warnings.append(warning)
+            log.warning("%s", warning)
+            self.ctx.progress.warning(warning)
 
     def _node_config(self) -> None:
         assert self.disk is not None and self.layout is not None

@@ -33,6 +33,7 @@ class Install:
     data_device: str | None = None
     wipe: bool = False
     data_wipe: bool = False
+    reinstall: bool = False
     automatic: bool = False
     skip_checks: bool = False
     config_url: str | None = None

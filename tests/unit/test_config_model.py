@@ -147,7 +147,7 @@ def test_examples_validate_and_round_trip(name: str, tmp_path: Path) -> None:
 
 def test_round_trip_of_everything(tmp_path: Path) -> None:
     data = good()
-    data["install"].update(data_device="/dev/vdb", data_wipe=True, skip_checks=True, config_url="https://h/c.yaml",
+    data["install"].update(data_device="/dev/vdb", data_wipe=True, reinstall=True, skip_checks=True, config_url="https://h/c.yaml",
                            power_action="poweroff", webhooks={"started": "http://h/s", "failed": "https://h/f"})
     data["node"]["network"] = {"interfaces": [{"name": "eth0"}, {"mac": "52:54:00:12:34:56"}],
                                "method": "static", "address": "192.168.10.11/24", "gateway": "192.168.10.1",

@@ -93,7 +93,8 @@ def make(tmp_path: Path, cfg, image: ImageSource, runner, *, confirm: bool = Tru
     ctx = InstallContext(image=image, progress=Progress(as_json=True, stream=out), confirm=_confirm,
                          preflight=preflight, runner=runner, work_dir=tmp_path / "work",
                          is_block=lambda p: True, version="9.9.9",
-                         sys_block=tmp_path / "sys", dev_dir=tmp_path, notify=lambda *a, **k: None, **kw)
+                         sys_block=tmp_path / "sys", dev_dir=tmp_path, notify=lambda *a, **k: None,
+                         **{"efi_dir": tmp_path / "no-efi", **kw})
     return Install(cfg, ctx), asked, out
 
 
@@ -427,3 +428,46 @@ def test_an_unexpected_error_keeps_its_traceback_in_the_install_log(tmp_path: Pa
         inst.execute()
     text = (tmp_path / "work/oem/hcios/install.log").read_text()
     assert "Traceback (most recent call last)" in text and "in broken" in text and "hci-oem-missing" in text
+
+
+def test_a_network_boot_does_not_wipe_an_installed_node_without_reinstall(tmp_path: Path, image: ImageSource) -> None:
+    installed = lsblk_json(size=40 * GiB, pttype="gpt", children=[
+        part("/dev/vda4", label="hci-root-a"), part("/dev/vda6", label="hci-persistent", fstype="ext4")])
+    runner = SimRunner(tmp_path, lsblk=installed, wipefs=wipefs_json("gpt"))
+    inst, asked, _ = make(tmp_path, config(automatic=True, wipe=True), image, runner, auto_mode=True)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    (problem,) = exc.value.problems
+    assert problem.path == "install.reinstall" and "already holds hcios (hci-persistent, hci-root-a)" in problem.message
+    assert "hci.install.reinstall=true" in problem.fix and runner.destructive() == []
+    # asked for: it goes on
+    runner = SimRunner(tmp_path, lsblk=installed, wipefs=wipefs_json("gpt"))
+    inst, _, _ = make(tmp_path, config(automatic=True, wipe=True, reinstall=True), image, runner, auto_mode=True)
+    inst.execute()
+    assert "wipefs --all /dev/vda" in runner.commands()
+
+
+
+def test_a_uefi_install_puts_the_disk_first_in_the_boot_order(tmp_path: Path, image: ImageSource) -> None:
+    efi = tmp_path / "efi"
+    efi.mkdir()
+
+    class Firmware(SimRunner):
+        def __call__(self, argv, check=True, **kw):
+            if argv == ["efibootmgr"]:
+                self.calls.append(argv)
+                return Result(argv, 0, "BootCurrent: 0001\nBootOrder: 0001,0003\nBoot0001* UEFI PXEv4\n"
+                                       "Boot0003* hcios\tHD(2,GPT,...)\n", "")
+            return super().__call__(argv, check=check, **kw)
+
+    runner = Firmware(tmp_path)
+    inst, _, _ = make(tmp_path, config(), image, runner, efi_dir=efi)
+    result = inst.execute()
+    cmds = runner.commands()
+    assert "efibootmgr --quiet --bootnum 0003 --delete-bootnum" in cmds  # the old entry, not PXE's
+    assert "efibootmgr --quiet --create --disk /dev/vda --part 2 --label hcios --loader \\EFI\\BOOT\\BOOTX64.EFI" in cmds
+    assert not any("0001" in c and "delete" in c for c in cmds) and result.warnings == []
+    # BIOS: nothing to set
+    runner = SimRunner(tmp_path)
+    make(tmp_path, config(), image, runner)[0].execute()
+    assert not any(c.startswith("efibootmgr") for c in runner.commands())

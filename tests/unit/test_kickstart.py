@@ -40,7 +40,7 @@ def test_create_example_reaches_layout_network_and_login() -> None:
     parts = {p.label or p.mountpoint: p for p in h.partition.partitions}
     assert set(parts) == {"biosboot", "hci-esp", "hci-oem", "hci-root-a", "hci-root-b", "hci-persistent"}
     assert all(p.disk == "vda" for p in parts.values())
-    assert (parts["hci-esp"].mountpoint, parts["hci-esp"].size) == ("/boot/efi", 64)
+    assert (parts["hci-esp"].mountpoint, parts["hci-esp"].size) == ("/boot/efi", 300)
     assert (parts["hci-oem"].mountpoint, parts["hci-oem"].size) == ("/oem", 256)
     assert parts["hci-root-a"].mountpoint == "/" and parts["hci-root-a"].size == parts["hci-root-b"].size == 3000
     assert parts["hci-persistent"].grow and parts["hci-persistent"].mountpoint == "/var"
