@@ -128,3 +128,17 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert f"slot A verified: sha256 {digest}" in log
     assert host.check_output("hostname") == HOSTNAME
     node_vm.destroy()
+    # PXE still first in the boot order: the installer boots again with a config that may wipe.
+    # An installed node is not erased without install.reinstall; the disk is left as it was.
+    (serve / "config-wipe.yaml").write_text(node_config(ssh_key, wipe=True))
+    again = lab.create_disk("pxe-again", backing=disk)
+    with serve_directory(serve) as port:
+        vm = lab.start_vm("pxe-again", disks=[again], kernel=artifacts.pxe / "vmlinuz",
+                          initrd=artifacts.pxe / "initrd.img", disk_cache="unsafe",
+                          cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
+                                              extra="hci.install.automatic=true hci.install.config_url="
+                                                    f"http://10.0.2.2:{port}/config-wipe.yaml"))
+        match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
+    assert match.group(1) != "OK" and "install.reinstall" in match.group(0), match.group(0)
+    vm.destroy()
+    assert _same_content(again, disk)
