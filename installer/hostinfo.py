@@ -63,6 +63,7 @@ class HostInfo:
     nics: list[Nic] = field(default_factory=list)
     virt_flags: frozenset[str] = frozenset()
     mem_total: int = 0
+    firmware: str = "bios"  # bios, uefi, uefi-secure-boot
     root: Path = Path("/")
 
     def disk(self, path: str) -> Disk | None:
@@ -141,6 +142,21 @@ def mem_total(meminfo: Path = Path("/proc/meminfo")) -> int:
     return 0
 
 
+SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"  # EFI global variable
+
+
+def firmware_state(efi: Path = Path("/sys/firmware/efi")) -> str:
+    """``bios``, ``uefi`` (Secure Boot off), ``uefi-secure-boot``, or ``uefi`` when the variable
+    can't be read. The efivar file is 4 bytes of attributes, then the value byte."""
+    if not efi.is_dir():
+        return "bios"
+    try:
+        data = (efi / "efivars" / SECURE_BOOT_VAR).read_bytes()
+    except OSError:
+        return "uefi"
+    return "uefi-secure-boot" if len(data) >= 5 and data[4] == 1 else "uefi"
+
+
 def discover(root: Path = Path("/"), lsblk_json: str | None = None) -> HostInfo:
     """Everything above, read from ``root`` (``/`` on a real machine)."""
     return HostInfo(
@@ -148,5 +164,6 @@ def discover(root: Path = Path("/"), lsblk_json: str | None = None) -> HostInfo:
         nics=list_nics(root / "sys/class/net"),
         virt_flags=cpu_virt_flags(root / "proc/cpuinfo"),
         mem_total=mem_total(root / "proc/meminfo"),
+        firmware=firmware_state(root / "sys/firmware/efi"),
         root=root,
     )

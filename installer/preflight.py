@@ -193,6 +193,16 @@ def check_nics(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
     return checks
 
 
+def check_secure_boot(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
+    """Whether Secure Boot is on, and that this image does not support it yet: its grub is not
+    signed (docs/installer.md, "Secure Boot")."""
+    if host.firmware != "uefi-secure-boot":
+        return [Check("secure-boot", True, "fail", f"firmware: {host.firmware}, Secure Boot off")]
+    return [Check("secure-boot", False, "fail", "UEFI Secure Boot is on, and this image's boot loader is "
+                  "not signed: the installed node would not boot", path="install.device",
+                  fix="turn Secure Boot off in the firmware setup before installing")]
+
+
 def check_access(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
     """SSH access is never a surprise: the node's sshd takes keys only (no passwords, root by key),
     so a config without a key makes a node reachable on its consoles alone."""
@@ -214,6 +224,7 @@ def run_checks(cfg: Mapping[str, Any], host: HostInfo, *,
         *check_data_disk(cfg, host),
         *check_nics(cfg, host),
         *check_access(cfg, host),
+        *check_secure_boot(cfg, host),
     ]
 
 

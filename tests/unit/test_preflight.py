@@ -150,7 +150,7 @@ def by_name(checks, name):
 def test_all_checks_pass_on_a_good_host(tmp_path):
     checks = preflight.run_checks(cfg(), host_from(fake_root(tmp_path)))
     assert preflight.failed(checks) == []
-    assert {c.name for c in checks} == {"cpu-virtualization", "memory", "install-disk", "nic", "ssh"}
+    assert {c.name for c in checks} == {"cpu-virtualization", "memory", "install-disk", "nic", "ssh", "secure-boot"}
 
 
 def test_layout_minimum_follows_the_image():
@@ -271,3 +271,17 @@ def test_enforce_warnings_never_stop(tmp_path):
     assert [c.name for c in warns] == ["memory"]
     assert str(warns[0]).startswith("[warn] memory: 4.0 GiB of memory")
 
+
+
+@pytest.mark.parametrize("var,state,ok", [(None, "bios", True), (b"\x06\x00\x00\x00\x00", "uefi", True),
+                                          (b"\x06\x00\x00\x00\x01", "uefi-secure-boot", False)])
+def test_preflight_says_whether_secure_boot_is_on(tmp_path, var, state, ok):
+    root = fake_root(tmp_path)
+    if var is not None:
+        efivars = root / "sys/firmware/efi/efivars"
+        efivars.mkdir(parents=True)
+        (efivars / hostinfo.SECURE_BOOT_VAR).write_bytes(var)
+    host = host_from(root)
+    assert host.firmware == state
+    (check,) = by_name(preflight.run_checks(cfg(), host), "secure-boot")
+    assert check.ok is ok and (ok or "not signed" in check.message)
