@@ -93,6 +93,15 @@ def test_unreachable_config_url_fails_clearly(install_lab: Lab, artifacts: Any) 
     assert _same_content(reference, disk), "nothing may be written after a failed config fetch"
 
 
+def _pxe_install(lab: Lab, artifacts: Any, name: str, disk: Path, port: int, digest: str, config: str):
+    """An automatic install from a network boot, the config from the test's HTTP server."""
+    return lab.start_vm(name, disks=[disk], kernel=artifacts.pxe / "vmlinuz", initrd=artifacts.pxe / "initrd.img",
+                        disk_cache="unsafe",
+                        cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
+                                            extra=f"hci.install.automatic=true hci.install.config_url="
+                                                  f"http://10.0.2.2:{port}/{config}"))
+
+
 def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab: Lab, artifacts: Any,
                                                                    ssh_key: Path) -> None:
     """A rack's unattended path: network boot (kernel and initrd, the squashfs fetched over HTTP
@@ -108,11 +117,7 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     disk = lab.create_disk("pxe-installed", "20G")
     server = serve_directory(serve)
     with server as port:
-        vm = lab.start_vm("pxe-install", disks=[disk], kernel=artifacts.pxe / "vmlinuz",
-                          initrd=artifacts.pxe / "initrd.img", disk_cache="unsafe",
-                          cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
-                                              extra="hci.install.automatic=true hci.install.config_url="
-                                                    f"http://10.0.2.2:{port}/config.yaml"))
+        vm = _pxe_install(lab, artifacts, "pxe-install", disk, port, digest, "config.yaml")
         match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
     assert match.group(1) == "OK", f"install failed: {match.group(0)}\n{vm.serial_tail(80)}"
     assert ("GET", "/rootfs.squashfs", 200) in server.requests
@@ -133,11 +138,7 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     (serve / "config-wipe.yaml").write_text(node_config(ssh_key, wipe=True))
     again = lab.create_disk("pxe-again", backing=disk)
     with serve_directory(serve) as port:
-        vm = lab.start_vm("pxe-again", disks=[again], kernel=artifacts.pxe / "vmlinuz",
-                          initrd=artifacts.pxe / "initrd.img", disk_cache="unsafe",
-                          cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
-                                              extra="hci.install.automatic=true hci.install.config_url="
-                                                    f"http://10.0.2.2:{port}/config-wipe.yaml"))
+        vm = _pxe_install(lab, artifacts, "pxe-again", again, port, digest, "config-wipe.yaml")
         match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
     assert match.group(1) != "OK" and "install.reinstall" in match.group(0), match.group(0)
     vm.destroy()
