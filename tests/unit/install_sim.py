@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from hcicore.command import Result
 from hcicore.config import load_config
 from hcicore.layout import LABELS
