@@ -94,10 +94,11 @@ def test_unreachable_config_url_fails_clearly(install_lab: Lab, artifacts: Any) 
 
 
 def _pxe_install(lab: Lab, artifacts: Any, name: str, disk: Path, port: int, digest: str, config: str):
-    """An automatic install from a network boot, the config from the test's HTTP server."""
+    """An automatic install from a network boot, the config from the test's HTTP server; the
+    machine's only serial port is COM2 (a BMC's serial-over-LAN), the kernel's console ttyS1."""
     return lab.start_vm(name, disks=[disk], kernel=artifacts.pxe / "vmlinuz", initrd=artifacts.pxe / "initrd.img",
-                        disk_cache="unsafe",
-                        cmdline=pxe_cmdline(f"10.0.2.2:{port}", sha256=digest,
+                        disk_cache="unsafe", serial_port=1,
+                        cmdline=pxe_cmdline(f"10.0.2.2:{port}", console="ttyS1", sha256=digest,
                                             extra=f"hci.install.automatic=true hci.install.config_url="
                                                   f"http://10.0.2.2:{port}/{config}"))
 
@@ -122,7 +123,8 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert match.group(1) == "OK", f"install failed: {match.group(0)}\n{vm.serial_tail(80)}"
     assert ("GET", "/rootfs.squashfs", 200) in server.requests
     wait_stopped(vm, 180)
-    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)])
+    # the node kept the installer's console: grub's menu and the login prompt on COM2 (ttyS1)
+    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1)
     node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
     wait_ssh(node_vm.ssh_port, ssh_key, 180)
     host = host_for(node_vm.ssh_port, ssh_key)
@@ -132,6 +134,8 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert log.index("image matches the expected") < log.index("sgdisk --clear")
     assert f"slot A verified: sha256 {digest}" in log
     assert host.check_output("hostname") == HOSTNAME
+    assert "console=ttyS1,115200n8" in host.file("/proc/cmdline").content_string
+    assert "hcios: booting slot a" in node_vm.serial_text()  # grub's own line, on COM2
     node_vm.destroy()
     # PXE still first in the boot order: the installer boots again with a config that may wipe.
     # An installed node is not erased without install.reinstall; the disk is left as it was.
