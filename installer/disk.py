@@ -25,7 +25,7 @@ from hcicore.errors import HciError, Problem, ValidationError
 from hcicore.layout import LABELS
 
 from . import blockdev
-from .blockdev import LSBLK_COLUMNS, WHOLE_DISK_TYPES, BlockNode, Runner
+from .blockdev import WHOLE_DISK_TYPES, BlockNode, Runner
 
 RAID_PREFIX = "raid"  # lsblk TYPE of md arrays: raid0, raid1, raid10, ...
 CLEARABLE_TYPES = ("part", "lvm")  # holders the install takes down itself (md: RAID_PREFIX)
@@ -84,14 +84,6 @@ class DiskInfo:
         return [n for n in self.node.walk() if n.mountpoint]
 
 
-def parse_lsblk(text: str) -> BlockNode:
-    """The first device of ``lsblk ... DEVICE`` as a tree."""
-    devices = blockdev.parse_lsblk(text)
-    if not devices:
-        raise HciError("lsblk listed no device")
-    return devices[0]
-
-
 def other_installs(exclude: set[str], nodes: list[BlockNode]) -> dict[str, list[str]]:
     """Whole disks, besides those in ``exclude``, whose partitions carry hcios GPT names: disk
     path -> the names found. A node must never find another install's slots or state (the
@@ -120,7 +112,7 @@ def parse_wipefs(text: str) -> tuple[Signature, ...]:
                  for s in data.get("signatures") or ())
 
 
-def resolve_device(name: str, *, path: str = "install.device",
+def checked_device(name: str, *, path: str = "install.device",
                    is_block: Callable[[str], bool] | None = None) -> str:
     """Follow ``/dev/disk/by-id/...``, ``by-path`` and other links to the kernel's device node.
 
@@ -146,8 +138,11 @@ def _is_block_device(path: str) -> bool:
 def inspect_disk(name: str, *, runner: Runner = run, path: str = "install.device",
                  is_block: Callable[[str], bool] | None = None) -> DiskInfo:
     """Resolve ``name`` and read its partitions, holders and signatures. Writes nothing."""
-    device = resolve_device(name, path=path, is_block=is_block)
-    node = parse_lsblk(runner(["lsblk", "--json", "--bytes", "--output", LSBLK_COLUMNS, device]).stdout)
+    device = checked_device(name, path=path, is_block=is_block)
+    devices = blockdev.lsblk(runner=runner, device=device)
+    if not devices:
+        raise HciError(f"lsblk listed nothing for {device}")
+    node = devices[0]
     if node.type not in WHOLE_DISK_TYPES:
         raise ValidationError([Problem(path, f"{name} is a {node.type or 'device'} ({node.path}), not a whole disk",
                                        "name the whole disk, e.g. /dev/vda rather than /dev/vda1")])

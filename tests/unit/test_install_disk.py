@@ -9,7 +9,7 @@ from hcicore.command import Result
 from hcicore.errors import HciError
 
 from hcicore.errors import ValidationError
-from installer.disk import (deactivate_holders, inspect_disk, partition_paths, refusal, resolve_device,
+from installer.disk import (deactivate_holders, inspect_disk, partition_paths, refusal, checked_device,
                             shared_arrays, shared_groups, wipe_disk)
 
 from .install_fakes import FakeRunner, lsblk_json, part, wipefs_json
@@ -69,7 +69,7 @@ def test_non_block_device_is_refused_before_any_command(tmp_path) -> None:
         inspect_disk("/dev/does-not-exist-hci", runner=runner)
     assert "not a block device" in str(err.value)
     with pytest.raises(ValidationError):
-        resolve_device("vda")
+        checked_device("vda")
     assert runner.calls == []
 
 
@@ -78,9 +78,9 @@ def test_by_id_link_resolves_to_the_kernel_name(tmp_path) -> None:
     target.touch()
     link = tmp_path / "by-id-virtio-abc"
     link.symlink_to(target)
-    # resolve_device only accepts /dev/ paths; check link following with a checker that records
+    # checked_device only accepts /dev/ paths; check link following with a checker that records
     seen: list[str] = []
-    assert resolve_device("/dev/../" + str(link).lstrip("/"), is_block=lambda p: seen.append(p) or True) == str(target)
+    assert checked_device("/dev/../" + str(link).lstrip("/"), is_block=lambda p: seen.append(p) or True) == str(target)
     assert seen == [str(target)]
 
 
