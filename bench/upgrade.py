@@ -86,7 +86,9 @@ def timed_reboot(vm, port: int, key: Path, marker: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("old", type=Path, help="`hci build` output to install (with its ISO and pxe/)")
-    ap.add_argument("new", type=Path, help="`hci build` output to upgrade to (a higher version)")
+    ap.add_argument("new", type=Path, nargs="?", help="`hci build` output to upgrade to (a higher version)")
+    ap.add_argument("--reboot-only", action="store_true",
+                    help="install OLD and time a plain reboot to healthy, no upgrade (compare two images' reboots)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     manifest = json.loads((args.old / "build-manifest.json").read_text())
@@ -118,6 +120,12 @@ def main() -> int:
         vm = lab.start_vm("node", disks=[disk])
         vm.wait_for_serial(r"HCIOS-HEALTH-OK", TIMEOUT)
         plain = timed_reboot(vm, vm.ssh_port, key, r"HCIOS-HEALTH-OK")
+        if args.reboot_only or args.new is None:
+            again = timed_reboot(vm, vm.ssh_port, key, r"HCIOS-HEALTH-OK")
+            res = {"version": version, "plain_reboot_s": round(plain, 1), "second_reboot_s": round(again, 1)}
+            print(json.dumps(res) if args.json else
+                  f"hcios {version}: plain reboot to healthy {plain:.0f}s, again {again:.0f}s")
+            return 0
         with run_registry(lab.workdir) as registry:
             ref = f"{registry.host}/hcios/os:bench"
             pub = subprocess.run([*HCI, "publish", str(args.new), ref, "--plain-http", "--json", "--sign-key",
