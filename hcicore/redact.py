@@ -5,7 +5,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, keep_path: bool = True) -> str:
     """Keep scheme, host, port and path; drop ``user:pass@``, the query and the fragment
     (webhook and config URLs often carry a token there). Text that is not a URL with a scheme
     and a host (a token pasted into a URL field, say) is not shown at all."""
@@ -21,6 +21,8 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     hidden = "?…" if parts.query or parts.fragment else ""
+    if not keep_path:  # webhook URLs (Slack, Teams...) carry their secret in the path
+        return urlunsplit((parts.scheme, netloc, "/…" if parts.path not in ("", "/") else parts.path, "", ""))
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
 

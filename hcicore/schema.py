@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from .errors import Problem
-from .secrets import SECRET_KEY, shown
+from .secrets import kind_of, shown
 
 
 def field_path(parts: Iterable[Any], prefix: str = "") -> str:
@@ -28,7 +28,7 @@ def _describe(err: jsonschema.ValidationError) -> tuple[list[Any], str, str]:
     """Return (path parts, what is wrong, how to fix) for one schema error."""
     parts = list(err.absolute_path)
     v = err.validator
-    kind = err.schema.get(SECRET_KEY) if isinstance(err.schema, dict) else None
+    kind = kind_of(err.schema)
     value = shown(err.instance, kind)  # a secret field's value is never formatted (hcicore.secrets)
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))

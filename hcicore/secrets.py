@@ -26,9 +26,26 @@ def shown(value: Any, kind: str | None) -> str:
     """How a value of a field of ``kind`` (None, "value", "url") may appear in a message."""
     if kind is None:
         return repr(value)
-    if kind == "url" and isinstance(value, str):
-        return repr(redact_url(value))
+    if kind in ("url", "endpoint") and isinstance(value, str):
+        return repr(redact_url(value, keep_path=kind == "url"))
     return f"<hidden {type(value).__name__}>"
+
+
+def holds_secret(schema: Any) -> bool:
+    """``schema`` is a secret field or has one anywhere below it."""
+    if not isinstance(schema, dict):
+        return False
+    if schema.get(SECRET_KEY):
+        return True
+    return any(holds_secret(sub) for sub in (schema.get("properties") or {}).values())
+
+
+def kind_of(schema: Any) -> str | None:
+    """How a value under ``schema`` may be shown: its own x-secret kind, "value" when a secret
+    field sits below it (a section written as a string, say), else None."""
+    if isinstance(schema, dict) and schema.get(SECRET_KEY):
+        return str(schema[SECRET_KEY])
+    return "value" if holds_secret(schema) else None
 
 
 def secret_paths(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
@@ -77,10 +94,14 @@ def secret_texts(data: Any, schema: dict[str, Any]) -> list[str]:
     for path, kind in secret_paths(schema).items():
         node = data
         for key in path:
+            if node is not None and not isinstance(node, dict):  # a section written as a scalar or
+                texts.update(_leaves(node))                      # list: it may hold the secret
+                node = None
+                break
             node = node.get(key) if isinstance(node, dict) else None
         if node is None:
             continue
-        if kind == "url" and isinstance(node, str) and redact_url(node) != "<not a URL>":
+        if kind in ("url", "endpoint") and isinstance(node, str) and redact_url(node) != "<not a URL>":
             texts.update(_url_parts(node))
         else:
             texts.update(_leaves(node))

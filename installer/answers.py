@@ -9,6 +9,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from hcicore.redact import redact_url
 from urllib.parse import urlsplit
 
 HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -146,7 +147,7 @@ def proxy_url(raw: str) -> str:
     text = raw.strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AnswerError(f"{text!r} is not a proxy URL, e.g. http://proxy.example.com:3128")
+        raise AnswerError(f"{redact_url(text)!r} is not a proxy URL, e.g. http://proxy.example.com:3128")
     return text
 
 

@@ -30,12 +30,12 @@ def notify(cfg: NodeConfig, event: str, *, session: requests.Session | None = No
     try:
         resp = (session or requests.Session()).post(url, json=body, timeout=TIMEOUT)
     except requests.RequestException as exc:
-        warning = f"webhook {event} ({redact_url(url)}) failed: {type(exc).__name__}"
+        warning = f"webhook {event} ({redact_url(url, keep_path=False)}) failed: {type(exc).__name__}"
         log.warning("%s", warning)
         return warning
     if resp.status_code >= 400:
-        warning = f"webhook {event} ({redact_url(url)}) answered HTTP {resp.status_code}"
+        warning = f"webhook {event} ({redact_url(url, keep_path=False)}) answered HTTP {resp.status_code}"
         log.warning("%s", warning)
         return warning
-    log.info("webhook %s sent to %s (HTTP %d)", event, redact_url(url), resp.status_code)
+    log.info("webhook %s sent to %s (HTTP %d)", event, redact_url(url, keep_path=False), resp.status_code)
     return None

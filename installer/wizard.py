@@ -18,6 +18,7 @@ from typing import Any
 from hcicore.config import dump_config, hash_password, load_config
 from hcicore.errors import ValidationError
 from hcicore.files import write_private
+from hcicore.redact import redact_url
 from hcicore.layout import OEM_NODE_CONFIG
 
 from .answers import AnswerError
@@ -158,6 +159,8 @@ class Wizard:
                 shown = "-"
             elif isinstance(value, bool):
                 shown = "yes" if value else "no"
+            elif q.key in ("node.proxy.http", "node.proxy.https"):
+                shown = redact_url(str(value))  # user:password@ stays off the screen
             else:
                 shown = str(value)
             lines.append(f"{q.key}: {shown}")

@@ -45,7 +45,8 @@ def split_args(cmdline: str) -> list[str]:
             current.append(ch)
             started = True
     if in_quote:
-        raise ValueError(f"unbalanced double quote in: {''.join(current)[:60]}")
+        word = "".join(current)  # the key only: the value may be a password
+        raise ValueError(f"unbalanced double quote in the value of {word.split('=', 1)[0][:60]}=")
     if started:
         args.append("".join(current))
     return args

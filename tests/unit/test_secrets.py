@@ -82,3 +82,32 @@ def test_cmdline_secrets_are_not_echoed() -> None:
         load_config(args, source="kernel command line")
     assert "hunter2pw" not in str(exc.value)
     assert any(p.path == "cluster.server_url" for p in exc.value.problems)
+
+
+@pytest.mark.parametrize("section,value", [
+    (("node", "proxy"), "http://bob:S3cretPw@proxy:3128"),
+    (("install", "webhooks"), "https://h/hook?token=TOPSECRETX"),
+    (("cluster",), ["token-TOPSECRETX"]),
+    (("node",), {"password": "S3cretPw"}),  # fine: a real section, the password is checked as such
+])
+def test_a_section_written_as_a_scalar_does_not_show_the_secret_in_it(section, value) -> None:
+    data = _put(BASE, section, value)
+    try:
+        load_config(data, source="t.yaml")
+    except ValidationError as exc:
+        text = str(exc) + "".join(p.fix for p in exc.problems)
+        assert "S3cretPw" not in text and "TOPSECRETX" not in text, text
+        assert "bob" not in text
+
+
+def test_a_webhook_url_is_shown_without_its_path() -> None:
+    data = _put(BASE, ("install", "webhooks", "failed"), "ftp://hooks.slack.example/services/T0/B0/XXSECRETXX")
+    with pytest.raises(ValidationError) as exc:
+        load_config(data, source="t.yaml")
+    assert "XXSECRETXX" not in str(exc.value) and "hooks.slack.example" in str(exc.value)
+
+
+def test_an_unbalanced_quote_on_the_kernel_line_names_the_key_only() -> None:
+    with pytest.raises(ValidationError) as exc:  # a ValueError made into one
+        parse_cmdline('hci.node.hostname=n1 hci.node.password="my secret pw')
+    assert "hci.node.password=" in str(exc.value) and "secret" not in str(exc.value)

@@ -56,7 +56,7 @@ def webhooks_http(cfg: NodeConfig) -> list[Problem]:
         url = getattr(cfg.install.webhooks, event)
         if url is not None:
             problems += url_problem(f"install.webhooks.{event}", url, ("http", "https"),
-                                     "https://host/hooks/install")
+                                    "https://host/hooks/install", keep_path=False)
     return problems
 
 

@@ -38,10 +38,11 @@ def interface(text: str | None) -> IPInterface | None:
         return None
 
 
-def url_problem(path: str, url: str, schemes: tuple[str, ...], example: str) -> list[Problem]:
+def url_problem(path: str, url: str, schemes: tuple[str, ...], example: str, *,
+                keep_path: bool = True) -> list[Problem]:
     """A problem when ``url`` is not an absolute URL with one of ``schemes`` and a host. The URL is
     shown without its credentials, query and fragment (:func:`hcicore.redact.redact_url`)."""
-    shown = redact_url(url)
+    shown = redact_url(url, keep_path=keep_path)
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
