@@ -22,7 +22,8 @@ Runner = Callable[..., Result]
 # NAME must be listed: without it lsblk prints a flat list (no "children"), not the tree.
 LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,PARTLABEL,MOUNTPOINT,MODEL,SERIAL,ROTA,TRAN,RM,RO,LOG-SEC"
 WHOLE_DISK_TYPES = ("disk", "loop")
-NOT_DISKS = ("fd", "zram", "ram", "sr")  # kernel name prefixes never offered: floppies, RAM disks, CD-ROMs
+# kernel name prefixes never offered: floppies, RAM disks, CD-ROMs, bcache devices (made of disks)
+NOT_DISKS = ("fd", "zram", "ram", "sr", "bcache")
 STABLE_DIRS = ("by-id", "by-path")
 
 

@@ -18,6 +18,7 @@ import jinja2
 from hcicore.bootargs import DEFAULT_CONSOLE_ARGS, GRUB_SERIAL
 from hcicore.bootstate import COPIES, MAX_TRIES, BootStateStore
 from hcicore.command import run
+from hcicore.errors import HciError
 from hcicore.layout import OEM_DIR, OEM_MOUNT, OEM_SEED_DIR, Layout
 
 from .disk import Runner
@@ -117,7 +118,10 @@ def set_uefi_boot_entry(disk: str, esp_number: int, *, runner: Runner = run,
     Returns a warning when the firmware refuses (some do); BIOS boots have nothing to set."""
     if not efi_dir.is_dir():
         return None
-    listing = runner(["efibootmgr"], check=False)
+    try:
+        listing = runner(["efibootmgr"], check=False)
+    except HciError as exc:  # efibootmgr missing: the removable path still boots the disk
+        return f"UEFI boot entry not set: {exc}"
     if listing.returncode != 0:
         return f"UEFI boot entry not set: efibootmgr failed: {listing.stderr.strip()}"
     for line in listing.stdout.splitlines():

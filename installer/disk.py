@@ -31,8 +31,8 @@ RAID_PREFIX = "raid"  # lsblk TYPE of md arrays: raid0, raid1, raid10, ...
 CLEARABLE_TYPES = ("part", "lvm")  # holders the install takes down itself (md: RAID_PREFIX)
 HOLDER_FIX = {
     "crypt": "close it first: cryptsetup close {name}",
-    "mpath": "the disk is a multipath member: name the multipath device (/dev/mapper/...) or flush "
-             "the map first: multipath -f {name}",
+    "mpath": "the disk is a multipath member (installing on a multipath device is not supported): "
+             "flush the map first (multipath -f {name}) and name one path's disk",
     "dm": "remove the device-mapper target first: dmsetup remove {name}",
 }
 

@@ -29,6 +29,21 @@ class Disk:
     partitions: tuple[str, ...] = ()
     removable: bool = False
     stable: tuple[str, ...] = ()  # /dev/disk/by-id and by-path names
+    signature: str = ""  # a filesystem or partition table on the whole disk (lsblk FSTYPE/PTTYPE)
+
+    @property
+    def used(self) -> bool:
+        """Anything on it that an install would erase."""
+        return bool(self.partitions or self.signature)
+
+    def contents(self) -> str:
+        parts = f"partitions ({', '.join(self.partitions)})" if self.partitions else ""
+        return " and ".join(p for p in (parts, self.signature and f"a {self.signature} signature") if p)
+
+    @property
+    def name_for_config(self) -> str:
+        """by-id if it has one (it follows the disk), else by-path, else the kernel name."""
+        return self.stable[0] if self.stable else self.path
 
     @property
     def by_path(self) -> str:
@@ -86,6 +101,7 @@ def disks_from_lsblk(text: str, dev_dir: Path = Path("/dev")) -> list[Disk]:
         name=n.name, path=n.path, size=n.size, model=n.model or "", serial=n.serial or "",
         rotational=n.rotational, transport=n.transport or "", removable=n.removable,
         partitions=tuple(c.path for c in n.children), stable=tuple(stable_names(n.path, dev_dir)),
+        signature=n.fstype or n.pttype or "",
     ) for n in real_disks(parse_lsblk(text))]
 
 

@@ -49,7 +49,7 @@ VERSION_FILE = Path("/etc/hcios/version")
 DD_BLOCK = "4M"
 
 Confirm = Callable[[str], bool]
-Preflight = Callable[[NodeConfig, int], list[str]]  # returns warnings; raises ValidationError to stop
+Preflight = Callable[..., list[str]]  # (cfg, image bytes, unattended=) -> warnings; raises ValidationError to stop
 
 
 @dataclass
@@ -90,14 +90,15 @@ def os_version(path: Path = VERSION_FILE) -> str:
         return "unknown"
 
 
-def default_preflight(cfg: NodeConfig, image_bytes: int) -> list[str]:
+def default_preflight(cfg: NodeConfig, image_bytes: int, *, unattended: bool = False) -> list[str]:
     """The preflight checks (:mod:`installer.preflight`) on this machine; raises ValidationError to stop an automatic
     install (unless ``install.skip_checks``); returns the other failed checks as warnings."""
     from .hostinfo import discover  # noqa: PLC0415  (reads the machine)
     from .preflight import enforce, run_checks  # noqa: PLC0415
 
     checks = run_checks(config_dict(cfg), discover(), image_bytes=image_bytes)
-    left = enforce(checks, automatic=cfg.install.automatic, skip_checks=cfg.install.skip_checks)
+    # stops when nobody confirms (--auto, --yes), not because of a key in the file
+    left = enforce(checks, automatic=unattended, skip_checks=cfg.install.skip_checks)
     return [str(c) for c in left]
 
 
@@ -151,7 +152,7 @@ class Install:
 
     # -- read-only planning ------------------------------------------------------------------
     def _preflight(self) -> None:
-        for warning in self.ctx.preflight(self.cfg, self.ctx.image.size):
+        for warning in self.ctx.preflight(self.cfg, self.ctx.image.size, unattended=self.unattended):
             self.warnings.append(warning)
             log.warning("preflight: %s", warning)
             self.ctx.progress.warning(warning)
@@ -175,7 +176,7 @@ class Install:
         data = None
         if inst.data_device:
             where = "install.data_device"
-            name = select(inst.data_device, nodes, path=where, dev_dir=dev_dir, exclude=frozenset({disk.path}))
+            name = select(inst.data_device, nodes, path=where, dev_dir=dev_dir)  # the same disk: refused below
             data = inspect_disk(name, runner=self.run, path=where, is_block=self.ctx.is_block)
             if data.path == disk.path:
                 problems.append(Problem(where, f"{inst.data_device} is the install disk {disk.path}",

@@ -29,7 +29,6 @@ from typing import Any, Literal
 from hcicore.errors import Problem, ValidationError
 from hcicore.layout import min_disk_bytes
 
-from .blockdev import resolve_device
 from .hostinfo import GIB, HostInfo
 
 DEFAULT_IMAGE_BYTES = 1 * GIB
@@ -158,7 +157,8 @@ def check_data_disk(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
                       path="install.data_device",
                       fix=f"disks here: {', '.join(d.path for d in host.disks) or 'none'}")]
     device = _get(cfg, "install.device")
-    if device and disk.path in (device, resolve_device(device, host.root)):
+    install = host.disk(device) if device else None
+    if device and (disk.path == device or (install is not None and install.path == disk.path)):
         return [Check("data-disk", False, "fail",
                       f"data disk {data} is the install disk {device}",
                       path="install.data_device", fix="choose a different disk or none")]

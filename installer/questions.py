@@ -76,20 +76,23 @@ def _same(raw: Any, w: "Wizard") -> Any:
 
 
 def _disk_choices(w: "Wizard") -> list[Choice]:
-    return [Choice(d.path, d.describe()) for d in w.host.disks]
+    # the value is the disk's stable name when it has one: the config the wizard writes (and its
+    # copy for PXE reuse) must name the same disk after a reboot, and unattended installs refuse
+    # kernel names on machines with several disks
+    return [Choice(d.name_for_config, d.describe()) for d in w.host.disks]
 
 
 def _disk_default(w: "Wizard") -> str:
     """Preselect a disk only when exactly one is large enough: Enter through the wizard must not
     pick one of several disks (or one too small) on its own."""
     fits = [d for d in w.host.disks if d.size >= layout_min_bytes()]
-    return fits[0].path if len(fits) == 1 else ""
+    return fits[0].name_for_config if len(fits) == 1 else ""
 
 
 def _data_choices(w: "Wizard") -> list[Choice]:
-    install = w.get("install.device")
+    install = w.host.disk(w.get("install.device") or "")
     return [Choice(NONE, "none: no data disk")] + [
-        Choice(d.path, d.describe()) for d in w.host.disks if d.path != install]
+        Choice(d.name_for_config, d.describe()) for d in w.host.disks if install is None or d.path != install.path]
 
 
 def _nic_choices(w: "Wizard") -> list[Choice]:
@@ -98,25 +101,26 @@ def _nic_choices(w: "Wizard") -> list[Choice]:
 
 def _wipe_detail(w: "Wizard") -> str:
     disk = w.host.disk(w.get("install.device") or "")
-    parts = ", ".join(disk.partitions) if disk else ""
-    return (f"{w.get('install.device')} holds partitions ({parts}). Installing erases the whole "
+    held = disk.contents() if disk else ""
+    return (f"{w.get('install.device')} holds {held}. Installing erases the whole "
             "disk. Answer no to choose another disk.")
 
 
 def _has_partitions(w: "Wizard") -> bool:
+    """The install disk is not blank: partitions, or a filesystem or table on the whole disk."""
     disk = w.host.disk(w.get("install.device") or "")
-    return bool(disk and disk.partitions)
+    return bool(disk and disk.used)
 
 
 def _data_has_partitions(w: "Wizard") -> bool:
     disk = w.host.disk(w.get("install.data_device") or "")
-    return bool(disk and disk.partitions)
+    return bool(disk and disk.used)
 
 
 def _data_wipe_detail(w: "Wizard") -> str:
     disk = w.host.disk(w.get("install.data_device") or "")
-    parts = ", ".join(disk.partitions) if disk else ""
-    return (f"{w.get('install.data_device')} holds partitions ({parts}), maybe the VM storage of an "
+    held = disk.contents() if disk else ""
+    return (f"{w.get('install.data_device')} holds {held}, maybe the VM storage of an "
             "earlier install. Using it erases the whole disk. Answer no to choose another disk or none.")
 
 

@@ -67,7 +67,7 @@ class SimRunner(FakeRunner):
 
 
 def make(tmp_path: Path, cfg, image: ImageSource, runner, *, confirm: bool = True,
-         preflight=lambda cfg, size: [], **kw: Any):
+         preflight=lambda cfg, size, **_: [], **kw: Any):
     asked: list[str] = []
     out = io.StringIO()
 

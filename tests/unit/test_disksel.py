@@ -85,3 +85,27 @@ def test_the_wizard_and_preflight_see_the_same_match() -> None:
         dev("sda", 480 * GiB, serial="S1"), dev("nvme0n1", 1920 * GiB, serial="K1")]})))
     assert host.disk("serial:K1").path == "/dev/nvme0n1" and host.disk("smallest").path == "/dev/sda"
     assert host.disk("serial:nope") is None
+
+
+def test_the_wizard_writes_stable_names_and_asks_before_a_disk_with_only_a_signature(tmp_path: Path) -> None:
+    from installer.wizard import Wizard
+
+    byid = tmp_path / "dev" / "disk" / "by-id"
+    byid.mkdir(parents=True)
+    (byid / "virtio-OS").symlink_to("../../vda")
+    (byid / "virtio-DATA").symlink_to("../../vdb")
+    host = hostinfo.HostInfo(disks=hostinfo.disks_from_lsblk(json.dumps({"blockdevices": [
+        dev("vda", 100 * GiB), dev("vdb", 200 * GiB, fstype="LVM2_member")]}), tmp_path / "dev"), root=tmp_path)
+    w = Wizard(host, validator=None)
+    w.answer("")  # install.mode: create
+    assert [c.value for c in w.current().choices(w)] == ["/dev/disk/by-id/virtio-OS", "/dev/disk/by-id/virtio-DATA"]
+    w.answer("1")
+    assert w.current().key == "install.data_device"  # vda is blank: no wipe question
+    w.answer("2")  # the LVM disk: no partitions, but a signature
+    assert w.current().key == "install.data_wipe" and "LVM2_member" in w.current().detail(w)
+
+
+def test_a_data_disk_match_that_is_the_install_disk_is_refused_not_moved() -> None:
+    from installer.install import Install  # noqa: F401  (the install resolves with the same select)
+
+    assert select("largest", NODES, path="install.data_device") == "/dev/nvme0n1"  # no silent "next largest"

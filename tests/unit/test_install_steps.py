@@ -123,7 +123,8 @@ def test_small_disk_is_refused_with_the_shortfall(tmp_path: Path, image: ImageSo
 
 
 def test_failed_preflight_stops_before_the_disk_is_read(tmp_path: Path, image: ImageSource) -> None:
-    def preflight(cfg, size):
+    def preflight(cfg, size, unattended=False):
+        assert unattended  # --auto: the preflight stops on a failed check
         raise ValidationError([Problem("preflight.memory", "1.0 GiB of memory, needs 2 GiB")])
     runner = SimRunner(tmp_path)
     inst, _, _ = make(tmp_path, config(automatic=True), image, runner, preflight=preflight, auto_mode=True)
