@@ -77,7 +77,9 @@ def user_data(cfg: NodeConfig) -> dict[str, Any]:
         "preserve_hostname": False,
         "manage_etc_hosts": True,
         "disable_root": False,
-        "ssh_pwauth": n.password_hash is not None,
+        # sshd takes keys only (sshd_config.d/50-hcios.conf); "unchanged" keeps cloud-init from
+        # editing sshd_config and restarting sshd late in the first boot, under open SSH sessions
+        "ssh_pwauth": "unchanged",
         # host keys are made once per node and kept: cloud-init's default deletes and remakes them
         # on the instance's first boot, racing hci-ssh-keygen.service (ordered after cloud-init,
         # which only adds missing ones now), and a node's key would change under its operators

@@ -54,6 +54,8 @@ def world(installed_disk: Installed, artifacts, upgrade_images, signing_key: Pat
                         firmware="uefi")
         n1.wait_up(0, slot="a")
         n2.wait_up(0, slot="a")
+        n1.settle()  # the first boot: cloud-init's config stage runs after the health gate
+        n2.settle()
         yield World(n1, n2, refs, installed_disk.key, foreign_base, foreign)
         n1.vm.destroy()
         n2.vm.destroy()

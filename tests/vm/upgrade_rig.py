@@ -68,6 +68,17 @@ class Node:
         self.vm.wait_for_serial(pattern, timeout, since=since)
         wait_ssh(self.port, self.key, 180)
 
+    def settle(self) -> None:
+        """Wait until this boot has finished starting (cloud-init's first-boot stages included),
+        so no test opens SSH while a first-boot service may still restart sshd."""
+        for _ in range(3):
+            try:
+                self.ssh("timeout 600 systemctl is-system-running --wait", check=False)
+                return
+            except (paramiko.SSHException, OSError, EOFError):
+                wait_ssh(self.port, self.key, 180)
+        raise AssertionError(f"{self.name}: SSH kept dropping while the boot finished")
+
     def restart_killed(self) -> None:
         """Kill qemu (the plug pulled) and start the node again on the same disks and SSH port."""
         self.vm.destroy()
