@@ -109,7 +109,8 @@ def test_iso_has_bios_and_uefi_boot_gpt_and_the_squashfs(small_inputs, tmp_path,
     assert "k3s-airgap-images.tar" in iso_ls(iso, "/airgap/images")
     cfg = extract(iso, "/boot/grub/grub.cfg", tmp_path / "grub.cfg").read_text()
     assert "root=live:CDLABEL=HCIOS_1_2_3_RC_1 rd.live.image" in cfg
-    assert "terminal_output console serial" in cfg
+    assert "terminal_output --append serial_com0" in cfg and "terminal_output --append serial_com1" in cfg
+    assert "\nexport hcios_live\n" in cfg  # the "Other consoles" submenu sees the live root
     assert 'set default="install-both"' in cfg
     assert "console=tty0 console=ttyS0,115200n8 hcios.live=install" in cfg
     assert "hci.install.automatic=true" in cfg
