@@ -40,9 +40,9 @@ class DiskLike(Protocol):
 D = TypeVar("D", bound=DiskLike)
 
 
-def matching(name: str, disks: Sequence[D], exclude: frozenset[str] = frozenset()) -> list[D]:
-    """The non-removable disks of ``disks`` (not in ``exclude``) that the match ``name`` fits."""
-    fixed = [d for d in disks if not d.removable and d.path not in exclude]
+def matching(name: str, disks: Sequence[D]) -> list[D]:
+    """The non-removable disks of ``disks`` that the match ``name`` fits."""
+    fixed = [d for d in disks if not d.removable]
     if name in PICKS:
         if not fixed:
             return []
@@ -65,13 +65,13 @@ def _listing(disks: list[BlockNode], dev_dir: Path) -> str:
     return "; ".join(rows)
 
 
-def select(name: str, nodes: list[BlockNode], *, path: str, dev_dir: Path = Path("/dev"),
-           exclude: frozenset[str] = frozenset()) -> str:
+def select(name: str, nodes: list[BlockNode], *, path: str, dev_dir: Path = Path("/dev")) -> str:
     """The device path ``name`` means. A path is returned as given (checked later); a match must
-    fit exactly one non-removable disk not in ``exclude``, else ValidationError at ``path``."""
+    fit exactly one non-removable disk, else ValidationError at ``path`` (a data-disk match that
+    is the install disk is refused by the install, never moved to another disk)."""
     if not is_match(name):
         return name
-    disks = [d for d in _fixed(nodes) if d.path not in exclude]
+    disks = _fixed(nodes)
     found = matching(name, disks)
     if len(found) == 1:
         return found[0].path

@@ -160,10 +160,10 @@ class Install:
     def _inspect(self) -> None:
         inst, sys_block, dev_dir = self.cfg.install, self.ctx.sys_block, self.ctx.dev_dir
         nodes = blockdev.lsblk(runner=self.run)  # every disk: matches, kernel-name rule, other installs
-        problems = (kernel_name_problems({k: v for k, v in (("install.device", inst.device or ""),
-                                                             ("install.data_device", inst.data_device or ""))
-                                          if v and getattr(inst, "wipe" if k == "install.device" else "data_wipe")},
-                                         nodes, dev_dir=dev_dir) if self.unattended else [])
+        may_erase = {field: name for field, name, consent in (("install.device", inst.device, inst.wipe),
+                                                              ("install.data_device", inst.data_device, inst.data_wipe))
+                     if name and consent}
+        problems = kernel_name_problems(may_erase, nodes, dev_dir=dev_dir) if self.unattended else []
         name = select(inst.device or "", nodes, path="install.device", dev_dir=dev_dir)
         disk = inspect_disk(name, runner=self.run, is_block=self.ctx.is_block)
         problems += disk_problems(disk, wipe=inst.wipe, runner=self.run, sys_block=sys_block, path="install.device")

@@ -60,10 +60,6 @@ def test_a_match_that_is_not_one_disk_is_refused_listing_the_candidates(name: st
     assert problem.path == "install.device" and says in problem.message and "/dev/sda" in problem.fix
 
 
-def test_smallest_skips_the_disk_already_taken() -> None:
-    assert select("smallest", NODES, path="install.data_device", exclude=frozenset({"/dev/sda"})) == "/dev/sdb"
-
-
 def test_kernel_names_are_fine_on_a_one_disk_machine() -> None:
     one = parse_lsblk(json.dumps({"blockdevices": [dev("sda", 480 * GiB), dev("sdc", 32 * GiB, rm=True)]}))
     assert kernel_name_problems({"install.device": "/dev/sda"}, one) == []
@@ -103,9 +99,3 @@ def test_the_wizard_writes_stable_names_and_asks_before_a_disk_with_only_a_signa
     assert w.current().key == "install.data_device"  # vda is blank: no wipe question
     w.answer("2")  # the LVM disk: no partitions, but a signature
     assert w.current().key == "install.data_wipe" and "LVM2_member" in w.current().detail(w)
-
-
-def test_a_data_disk_match_that_is_the_install_disk_is_refused_not_moved() -> None:
-    from installer.install import Install  # noqa: F401  (the install resolves with the same select)
-
-    assert select("largest", NODES, path="install.data_device") == "/dev/nvme0n1"  # no silent "next largest"

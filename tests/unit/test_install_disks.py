@@ -156,3 +156,16 @@ def test_a_network_boot_does_not_wipe_an_installed_node_without_reinstall(tmp_pa
 
 
 
+
+
+def test_a_data_disk_match_that_is_the_install_disk_is_refused_not_moved(tmp_path: Path, image: ImageSource) -> None:
+    """`device: /dev/vda, data_device: largest` on a machine where vda is the largest: refused,
+    never quietly the next largest disk (which data_wipe would then erase)."""
+    runner = TwoDiskRunner(tmp_path)
+    runner.lsblk = lsblk_json(size=400 * GiB)  # vda, now the largest of vda and vdb (40 GiB)
+    inst, asked, _ = make(tmp_path, config(data_device="largest", data_wipe=True), image, runner)
+    with pytest.raises(ValidationError) as exc:
+        inst.execute()
+    assert [(p.path, p.message) for p in exc.value.problems] == [
+        ("install.data_device", "largest is the install disk /dev/vda")]
+    assert asked == [] and runner.destructive() == []
