@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from hcicore.digest import sha256_file
 
+from .stages.bootstrap_debian import APT_SOURCES
+
 if TYPE_CHECKING:
     from .pipeline import BuildResult
     from .stages.base import BuildContext
@@ -45,6 +47,9 @@ def write_manifest(ctx: BuildContext, result: BuildResult, dirs: dict[str, Path]
                         "dest": c["dest"], "status": c["status"]} for c in comps],
         "packages": json.loads((dirs["finalize"] / "packages.json").read_text()),
     }
+    sources = dirs["bootstrap"] / APT_SOURCES
+    if sources.exists():  # Debian: each suite's Release (the dnf bootstrap records none yet)
+        manifest["apt_sources"] = json.loads(sources.read_text())
     path = result.out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path

@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+from hcicore import signedboot
 from hcicore.digest import sha256_file
 from hcicore.errors import HciError
 from iso.bootfiles import resolve_in_tree
@@ -44,14 +45,16 @@ def airgap_files(ctx: BuildContext, out: Path) -> Path | None:
 
 
 def write_boot_media(ctx: BuildContext, dirs: dict[str, Path], out: Path) -> dict[str, Path]:
-    kernel, initrd = boot_files(dirs["finalize"] / "tree")
+    tree = dirs["finalize"] / "tree"
+    kernel, initrd = boot_files(tree)
     squashfs = out / "rootfs.squashfs"
     airgap = airgap_files(ctx, out)
     digest = sha256_file(squashfs)  # once, for the ISO's .sha256 file and the PXE boot line
     try:
         iso = build_iso(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
                         arch=ctx.profile.arch, airgap_dir=airgap, progress=ctx.progress,
-                        source_date_epoch=ctx.epoch, squashfs_sha256=digest)
+                        source_date_epoch=ctx.epoch, squashfs_sha256=digest,
+                        signed_efi=signedboot.signed_files(tree, "cd"))
         pxe = write_pxe(squashfs=squashfs, kernel=kernel, initrd=initrd, out_dir=out, version=ctx.version,
                         squashfs_sha256=digest)
     finally:

@@ -2,19 +2,21 @@
 
 Both grubs keep their modules and ``grub.cfg`` on ``hci-oem`` (``/boot/grub``): the BIOS core
 image sits in ``hci-bios``, the UEFI one at ``EFI/BOOT/BOOTX64.EFI`` on ``hci-esp`` (the removable
-path, so no NVRAM entry is needed). The kernel and initramfs are read from the slot's squashfs.
+path, so no NVRAM entry is needed; Debian's signed shim and grub when the system has them, with
+``EFI/debian/grub.cfg`` pointing to hci-oem). The kernel and initramfs are read from the slot's squashfs.
 The boot state (two copies and the good-slot markers) is :mod:`hcicore.bootstate`; the protocol
 is in docs/upgrade.md.
 """
 from __future__ import annotations
 
 import re
-
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from hcicore import signedboot
 from hcicore.bootargs import DEFAULT_CONSOLE_ARGS, GRUB_SERIAL
 from hcicore.bootstate import COPIES, MAX_TRIES, BootStateStore
 from hcicore.command import run
@@ -91,22 +93,52 @@ def write_boot_state(oem_root: Path, *, good: str = "a") -> None:
     BootStateStore(oem_root).initialize(good)
 
 
-def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str,
-                 runner: Runner = run) -> None:
-    """Install BIOS and UEFI grub on ``disk`` with modules and ``grub.cfg`` on hci-oem."""
+def esp_stub_cfg(oem_number: int) -> str:
+    """``EFI/debian/grub.cfg`` on the ESP, read by Debian's signed grub: the menu on hci-oem of
+    the same disk (partition number, as the menu finds the slots)."""
+    return (
+        "# hcios: Debian's signed grub (started by shim) reads this file; the boot menu and the\n"
+        "# boot state are on hci-oem of this disk. Written by `hci install`; do not edit.\n"
+        "regexp --set=1:hci_esp_disk '^(.*),gpt[0-9]+$' \"$root\"\n"
+        f"set root=($hci_esp_disk,gpt{oem_number})\n"
+        "set prefix=($root)/boot/grub\n"
+        "configfile $prefix/grub.cfg\n"
+    )
+
+
+def install_grub(disk: str, *, oem_root: Path, esp_root: Path, grub_cfg: str, oem_number: int,
+                 runner: Runner = run, system_root: Path = Path("/")) -> str:
+    """Install BIOS and UEFI grub on ``disk`` with the menu (``grub.cfg``) on hci-oem.
+
+    UEFI: Debian's signed shim and grub from the running system (hcicore.signedboot) on the
+    ESP's removable path, so the node boots with Secure Boot on or off; without them, hcios's
+    own unsigned grub (Secure Boot must be off). Returns which of the two was installed."""
     boot_dir = oem_root / "boot"
     runner(["grub-install", "--target=i386-pc", f"--boot-directory={boot_dir}",
             "--modules=part_gpt ext2", disk])
-    runner(["grub-install", "--target=x86_64-efi", "--removable", "--no-nvram",
-            "--no-uefi-secure-boot", f"--efi-directory={esp_root}", f"--boot-directory={boot_dir}",
-            "--modules=part_gpt ext2", disk])
+    signed = signedboot.signed_files(system_root)
+    if signed is None:
+        runner(["grub-install", "--target=x86_64-efi", "--removable", "--no-nvram",
+                "--no-uefi-secure-boot", f"--efi-directory={esp_root}", f"--boot-directory={boot_dir}",
+                "--modules=part_gpt ext2", disk])
+        kind = "unsigned"
+    else:
+        removable = esp_root / signedboot.REMOVABLE_DIR
+        removable.mkdir(parents=True, exist_ok=True)
+        for name, src in signed.items():
+            shutil.copyfile(src, removable / name)
+        stub = esp_root / signedboot.DISK_CONFIG
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text(esp_stub_cfg(oem_number))
+        kind = "signed"
     cfg = boot_dir / "grub" / "grub.cfg"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(grub_cfg)
+    return kind
 
 
 EFI_LABEL = "hcios"
-EFI_LOADER = "\\EFI\\BOOT\\BOOTX64.EFI"  # the removable path grub-install --removable wrote
+EFI_LOADER = "\\EFI\\BOOT\\BOOTX64.EFI"  # the removable path: shim, or the unsigned grub
 _BOOT_ENTRY = re.compile(r"^Boot([0-9A-Fa-f]{4})\*?\s+(.*)$")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hcicore import command
+from hcicore import command, signedboot
 
 from .blockdev import LSBLK_COLUMNS, parse_lsblk, real_disks, resolve_device, stable_names
 from .disksel import is_match, matching
@@ -79,6 +79,7 @@ class HostInfo:
     virt_flags: frozenset[str] = frozenset()
     mem_total: int = 0
     firmware: str = "bios"  # bios, uefi, uefi-secure-boot
+    signed_boot: bool = False  # this system carries Debian's signed shim and grub (hcicore.signedboot)
     root: Path = Path("/")
 
     def disk(self, path: str) -> Disk | None:
@@ -181,5 +182,6 @@ def discover(root: Path = Path("/"), lsblk_json: str | None = None) -> HostInfo:
         virt_flags=cpu_virt_flags(root / "proc/cpuinfo"),
         mem_total=mem_total(root / "proc/meminfo"),
         firmware=firmware_state(root / "sys/firmware/efi"),
+        signed_boot=signedboot.signed_files(root) is not None,
         root=root,
     )

@@ -71,6 +71,7 @@ class InstallContext:
     sys_block: Path = Path("/sys/class/block")
     dev_dir: Path = Path("/dev")
     efi_dir: Path = Path("/sys/firmware/efi")  # present when the installer booted in UEFI mode
+    system_root: Path = Path("/")  # the running system, whose signed shim and grub go on the ESP
 
 
 @dataclass
@@ -283,8 +284,11 @@ class Install:
         assert self.disk is not None and self.layout is not None
         cfg_text = bootloader.render_grub_cfg(self.layout, self.identity.partuuids, version=self.ctx.version,
                                               consoles=self.consoles())
-        bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
-                                grub_cfg=cfg_text, runner=self.run)
+        kind = bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
+                                       grub_cfg=cfg_text, oem_number=self.layout.by_label("hci-oem").number,
+                                       runner=self.run, system_root=self.ctx.system_root)
+        log.info("UEFI boot loader: %s", "Debian's signed shim and grub (Secure Boot capable)"
+                 if kind == "signed" else "unsigned grub (Secure Boot must be off)")
         bootloader.write_boot_state(self.oem_root, good="a")
         warning = bootloader.set_uefi_boot_entry(self.disk.path, self.layout.by_label("hci-esp").number,
                                                  runner=self.run, efi_dir=self.ctx.efi_dir)

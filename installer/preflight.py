@@ -194,10 +194,14 @@ def check_nics(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
 
 
 def check_secure_boot(cfg: Mapping[str, Any], host: HostInfo) -> list[Check]:
-    """Whether Secure Boot is on, and that this image does not support it yet: its grub is not
-    signed (docs/installer.md, "Secure Boot")."""
+    """Whether Secure Boot is on, and whether this image supports it: it does when it carries
+    Debian's signed shim and grub (hcicore.signedboot, docs/installer.md "Secure Boot")."""
+    support = ("this image boots with Secure Boot (Debian's signed shim, grub and kernel)" if host.signed_boot
+               else "this image's boot loader is not signed, Secure Boot must stay off")
     if host.firmware != "uefi-secure-boot":
-        return [Check("secure-boot", True, "fail", f"firmware: {host.firmware}, Secure Boot off")]
+        return [Check("secure-boot", True, "fail", f"firmware: {host.firmware}, Secure Boot off; {support}")]
+    if host.signed_boot:
+        return [Check("secure-boot", True, "fail", f"UEFI Secure Boot is on; {support}")]
     return [Check("secure-boot", False, "fail", "UEFI Secure Boot is on, and this image's boot loader is "
                   "not signed: the installed node would not boot", path="install.device",
                   fix="turn Secure Boot off in the firmware setup before installing")]

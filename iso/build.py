@@ -9,7 +9,9 @@ Layout of the medium:
   /airgap/...                         component images, when an airgap bundle is given
   /.hcios/build.json                  version, arch, label, squashfs sha256
   appended partition 2 (GPT, EFI System): FAT image with EFI/BOOT/BOOTX64.EFI, also the
-  El Torito EFI boot image.
+  El Torito EFI boot image: Debian's signed shim, grubx64.efi (the signed CD grub) and
+  mmx64.efi, with /boot/grub/grub.cfg pointing to the medium's menu, when the image has them
+  (then the ISO boots with Secure Boot on); else hcios's own unsigned grub.
 
 Bootable as a CD (BIOS and UEFI El Torito) and written raw to a USB stick (MBR boot code for
 BIOS, GPT/MBR with an EFI system partition for UEFI). Reproducible: SOURCE_DATE_EPOCH (or the
@@ -89,11 +91,13 @@ def build_iso(
     timeout: int = 5,
     source_date_epoch: int | None = None,
     squashfs_sha256: str | None = None,
+    signed_efi: dict[str, Path] | None = None,
 ) -> Path:
     """Write ``out_dir/hcios-<version>-<arch>.iso`` and return its path.
 
     Every date on the medium is ``source_date_epoch``, else ``$SOURCE_DATE_EPOCH``, else the
-    squashfs's mtime. ``timeout`` is the grub menu's timeout in seconds."""
+    squashfs's mtime. ``timeout`` is the grub menu's timeout in seconds. ``signed_efi``: the
+    image's signed shim and CD grub (hcicore.signedboot) for a medium that boots with Secure Boot."""
     squashfs, kernel, initrd = Path(squashfs), Path(kernel), Path(initrd)
     _check_inputs(squashfs, kernel, initrd, airgap_dir, version, arch)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +120,7 @@ def build_iso(
             indent=2, sort_keys=True) + "\n")
         build_bios_image(work, label, stage / ELTORITO_PATH)
         efi_img = work / "efi.img"
-        build_efi_image(work, label, efi_img, epoch)
+        build_efi_image(work, label, efi_img, epoch, signed_efi)
         for path in sorted(stage.rglob("*")) + [stage]:
             os.utime(path, (epoch, epoch), follow_symlinks=False)
         grafts = [

@@ -16,9 +16,13 @@ URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS.fd")
+# Secure Boot enforced: OVMF built with SMM (its variable store can't be written around the
+# firmware) and a variable store with Microsoft's keys enrolled, as servers ship.
+OVMF_CODE_SECBOOT = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 EMULATOR = Path("/usr/bin/qemu-system-x86_64")
 
-Firmware = Literal["bios", "uefi"]
+Firmware = Literal["bios", "uefi", "uefi-secboot"]
 SerialMode = Literal["file", "pty"]
 
 
@@ -29,10 +33,11 @@ class VMSpec:
     memory_mib: int = 2048
     vcpus: int = 2
     firmware: Firmware = "bios"
-    nvram: Path | None = None            # per-VM copy of OVMF_VARS (uefi)
+    nvram: Path | None = None            # per-VM copy of OVMF_VARS (uefi) or OVMF_VARS_MS (uefi-secboot)
     cdrom: Path | None = None
     disks: list[Path] = field(default_factory=list)   # qcow2, virtio vda, vdb, ... with serial hcios-vda, ...
     disk_cache: str | None = None        # e.g. "unsafe" for throwaway disks; None = qemu default
+    sector_size: int = 512               # logical and physical: 4096 makes 4Kn disks
     kernel: Path | None = None           # direct kernel boot
     initrd: Path | None = None
     cmdline: str | None = None
@@ -58,10 +63,13 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 def _os(root: ET.Element, spec: VMSpec) -> None:
     os_el = _sub(root, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine="q35")
-    if spec.firmware == "uefi":
+    if spec.firmware in ("uefi", "uefi-secboot"):
         if spec.nvram is None:
             raise ValueError("uefi needs a per-VM nvram file")
-        _sub(os_el, "loader", str(OVMF_CODE), readonly="yes", type="pflash")
+        if spec.firmware == "uefi":
+            _sub(os_el, "loader", str(OVMF_CODE), readonly="yes", type="pflash")
+        else:  # libvirt adds -global driver=cfi.pflash01,property=secure,value=on
+            _sub(os_el, "loader", str(OVMF_CODE_SECBOOT), readonly="yes", secure="yes", type="pflash")
         _sub(os_el, "nvram", str(spec.nvram))
     if spec.kernel is not None:
         _sub(os_el, "kernel", str(spec.kernel))
@@ -95,6 +103,8 @@ def domain_xml(spec: VMSpec) -> str:
     features = _sub(root, "features")
     _sub(features, "acpi")
     _sub(features, "apic")
+    if spec.firmware == "uefi-secboot":
+        _sub(features, "smm", state="on")
     _sub(root, "clock", offset="utc")
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
@@ -114,6 +124,9 @@ def domain_xml(spec: VMSpec) -> str:
             driver["cache"] = spec.disk_cache
         _sub(d, "driver", **driver)
         _sub(d, "source", file=str(disk))
+        if spec.sector_size != 512:
+            size = str(spec.sector_size)
+            _sub(d, "blockio", logical_block_size=size, physical_block_size=size)
         letter = "abcdefghijklmnopqrstuvwxyz"[index]
         _sub(d, "target", dev="vd" + letter, bus="virtio")
         # a serial as real disks have: /dev/disk/by-id/virtio-hcios-vd<letter> in the guest

@@ -7,6 +7,7 @@ its inputs (no random UUIDs, unlike grub-mkrescue, which stamps the build time i
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import jinja2
@@ -71,22 +72,47 @@ def build_bios_image(work: Path, label: str, out: Path) -> None:
     ])
 
 
-def build_efi_image(work: Path, label: str, out: Path, epoch: int) -> None:
-    """A FAT image holding EFI/BOOT/BOOTX64.EFI: the El Torito EFI image and the ESP on USB."""
-    efi_dir = work / "efi-tree" / "EFI" / "BOOT"
+def cd_stub_cfg(label: str) -> str:
+    """``/boot/grub/grub.cfg`` inside the EFI image, read by Debian's signed gcdx64.efi when it
+    starts from that image (a USB stick's ESP, or the El Torito image): the medium's menu."""
+    return (
+        f"search --no-floppy --label {label} --set=root\n"
+        "set prefix=($root)/boot/grub\n"
+        "configfile $prefix/grub.cfg\n"
+    )
+
+
+def build_efi_image(work: Path, label: str, out: Path, epoch: int,
+                    signed: dict[str, Path] | None = None) -> None:
+    """A FAT image holding EFI/BOOT/BOOTX64.EFI: the El Torito EFI image and the ESP on USB.
+
+    With ``signed`` (hcicore.signedboot: shim, Debian's signed CD grub, MokManager) the medium
+    boots with Secure Boot on; without, hcios's own grub image (Secure Boot off)."""
+    tree = work / "efi-tree"
+    efi_dir = tree / "EFI" / "BOOT"
     efi_dir.mkdir(parents=True, exist_ok=True)
-    bootx64 = efi_dir / "BOOTX64.EFI"
-    run([
-        "grub-mkimage", "-O", "x86_64-efi", "-d", str(GRUB_LIB / "x86_64-efi"),
-        "-p", "/boot/grub", "-c", str(_early_cfg(work, label)), "-o", str(bootx64), *EFI_MODULES,
-    ])
-    size_kib = (bootx64.stat().st_size // 1024) + 1024  # room for FAT metadata
+    if signed is None:
+        run([
+            "grub-mkimage", "-O", "x86_64-efi", "-d", str(GRUB_LIB / "x86_64-efi"),
+            "-p", "/boot/grub", "-c", str(_early_cfg(work, label)), "-o", str(efi_dir / "BOOTX64.EFI"),
+            *EFI_MODULES,
+        ])
+    else:
+        for name, src in signed.items():
+            shutil.copyfile(src, efi_dir / name)
+        stub = tree / "boot" / "grub" / "grub.cfg"
+        stub.parent.mkdir(parents=True)
+        stub.write_text(cd_stub_cfg(label))
+    paths = sorted(tree.rglob("*"))
+    size_kib = sum(p.stat().st_size for p in paths if p.is_file()) // 1024 + 1024  # room for FAT metadata
     size_kib += -size_kib % 1024
-    for p in (bootx64, efi_dir, efi_dir.parent):
+    for p in paths:
         os.utime(p, (epoch, epoch))
     out.unlink(missing_ok=True)
     env = {"SOURCE_DATE_EPOCH": str(epoch), "MTOOLS_SKIP_CHECK": "1"}
     # --invariant: fixed volume id and times, so the image is reproducible.
     run(["mkfs.fat", "-C", "--invariant", "-n", "HCIOS_EFI", str(out), str(size_kib)], env=env)
-    run(["mmd", "-i", str(out), "::/EFI", "::/EFI/BOOT"], env=env)
-    run(["mcopy", "-m", "-i", str(out), str(bootx64), "::/EFI/BOOT/BOOTX64.EFI"], env=env)
+    dirs = [p for p in paths if p.is_dir()]
+    run(["mmd", "-i", str(out), *(f"::/{d.relative_to(tree).as_posix()}" for d in dirs)], env=env)
+    for f in (p for p in paths if p.is_file()):
+        run(["mcopy", "-m", "-i", str(out), str(f), f"::/{f.relative_to(tree).as_posix()}"], env=env)

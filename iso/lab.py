@@ -29,7 +29,7 @@ import libvirt
 from hcicore.command import run
 from hcicore.errors import HciError
 
-from .domain import OVMF_VARS, Firmware, SerialMode, VMSpec, domain_xml
+from .domain import OVMF_VARS, OVMF_VARS_MS, Firmware, SerialMode, VMSpec, domain_xml
 from .libvirtd import URI, ensure_libvirtd
 
 log = logging.getLogger("hcios.lab")
@@ -218,6 +218,7 @@ class Lab:
         serial_port: int = 0,
         vnc: bool = False,
         disk_cache: str | None = None,
+        sector_size: int = 512,
         domain_name: str | None = None,
         netboot_url: str | None = None,
         ssh_port: int | None = None,
@@ -230,9 +231,9 @@ class Lab:
         ``cdrom`` and the first disk."""
         full_name = domain_name or f"{self.prefix}-{name}-{secrets.token_hex(3)}"
         nvram = None
-        if firmware == "uefi":
+        if firmware in ("uefi", "uefi-secboot"):
             nvram = self.workdir / f"{name}-OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS, nvram)
+            shutil.copyfile(OVMF_VARS if firmware == "uefi" else OVMF_VARS_MS, nvram)
         spec = VMSpec(
             name=full_name,
             serial_log=self.workdir / f"{name}-serial.log",
@@ -243,6 +244,7 @@ class Lab:
             cdrom=Path(cdrom).resolve() if cdrom else None,
             disks=[Path(d).resolve() for d in disks or []],
             disk_cache=disk_cache,
+            sector_size=sector_size,
             kernel=Path(kernel).resolve() if kernel else None,
             initrd=Path(initrd).resolve() if initrd else None,
             cmdline=cmdline,

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from image.cache import default_cache_root
+from hcicore import signedboot
 from hcicore.digest import sha256_file
+from iso.bootargs import volume_label
 from tests.conftest import REPO, BuiltImage, run_build, serve_directory
 
 pytestmark = pytest.mark.build
@@ -115,6 +117,39 @@ def test_manifest_digests_match_the_files(built_image: BuiltImage) -> None:
     names = {p["name"] for p in manifest["packages"]}
     assert {"linux-image-amd64", "systemd", "openssh-server", "cloud-init", "containerd"} <= names
     assert {c["name"] for c in manifest["components"]} == {"k3s", "k3s-airgap-images", "kubevirt-operator"}
+
+
+def test_firmware_microcode_and_updates_are_taken_and_listed(built_image: BuiltImage) -> None:
+    """The default profile takes non-free-firmware and the updates and security suites; the
+    manifest says which snapshot of each suite and which version of each package."""
+    manifest = built_image.manifest
+    suites = {s["codename"]: s for s in manifest["apt_sources"]}
+    assert {"bookworm", "bookworm-updates", "bookworm-security"} <= set(suites)
+    for source in suites.values():
+        assert source["date"] and source["origin"] == "Debian", source
+    versions = {p["name"]: p["version"] for p in manifest["packages"]}
+    for name in ("firmware-bnx2x", "firmware-qlogic", "firmware-realtek", "intel-microcode", "amd64-microcode",
+                 "shim-signed", "grub-efi-amd64-signed", "mokutil"):
+        assert versions.get(name), name
+    # the kernel comes from bookworm-security when it has a newer one than the point release
+    kernels = [v for n, v in versions.items() if n.startswith("linux-image-6.1") and n.endswith("-amd64")]
+    assert kernels and all(subprocess.run(["dpkg", "--compare-versions", v, "gt", "6.1.176-1"]).returncode == 0
+                           for v in kernels), kernels
+
+
+def test_the_iso_boots_through_the_images_signed_shim_and_grub(built_image: BuiltImage, tmp_path: Path) -> None:
+    """The ISO's EFI image holds the image's own signed shim, CD grub and MokManager, and a
+    grub.cfg that finds the medium by its label (the Secure Boot VM test boots it)."""
+    from tests.build.test_iso import esp_file, esp_image  # noqa: PLC0415
+
+    iso = next(built_image.out.glob("hcios-*.iso"))
+    esp = esp_image(iso, tmp_path / "esp.img")
+    with mounted_squashfs(built_image.out / "rootfs.squashfs", tmp_path / "mnt") as root:
+        for name, rel in (("BOOTX64.EFI", signedboot.SHIM), ("grubx64.efi", signedboot.GRUB_CD),
+                          ("mmx64.efi", signedboot.MOK_MANAGER)):
+            assert esp_file(esp, f"EFI/BOOT/{name}") == (root / rel).read_bytes(), name
+    stub = esp_file(esp, "boot/grub/grub.cfg").decode()
+    assert f"search --no-floppy --label {volume_label(built_image.manifest['version'])} --set=root" in stub
 
 
 def test_second_build_skips_every_stage(built_image: BuiltImage, tmp_path: Path) -> None:

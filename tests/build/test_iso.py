@@ -115,16 +115,26 @@ def test_iso_has_bios_and_uefi_boot_gpt_and_the_squashfs(small_inputs, tmp_path,
     assert "console=tty0 console=ttyS0,115200n8 hcios.live=install" in cfg
     assert "hci.install.automatic=true" in cfg
     assert "hcios.live=shell" in cfg
-    # the EFI system partition image carries the EFI loader
-    efi_start, efi_size = map(int, re.search(
-        r"GPT start and size :\s+2\s+(\d+)\s+(\d+)", report).groups())
-    esp = tmp_path / "esp.img"
-    with iso.open("rb") as f:
-        f.seek(efi_start * 512)
-        esp.write_bytes(f.read(efi_size * 512))
+    # the EFI system partition image carries the EFI loader (hcios's own grub: no signed files given)
+    esp = esp_image(iso, tmp_path / "esp.img")
     listing = subprocess.run(["mdir", "-i", str(esp), "-b", "::/EFI/BOOT"],
                              capture_output=True, text=True, check=True).stdout
-    assert "BOOTX64.EFI" in listing.upper()
+    assert [Path(line).name.upper() for line in listing.split()] == ["BOOTX64.EFI"]
+
+
+def esp_image(iso: Path, dest: Path) -> Path:
+    """The ISO's appended EFI system partition (GPT partition 2), as a file mtools reads."""
+    efi_start, efi_size = map(int, re.search(
+        r"GPT start and size :\s+2\s+(\d+)\s+(\d+)", xorriso_report(iso)).groups())
+    with iso.open("rb") as f:
+        f.seek(efi_start * 512)
+        dest.write_bytes(f.read(efi_size * 512))
+    return dest
+
+
+def esp_file(esp: Path, path: str) -> bytes:
+    return subprocess.run(["mtype", "-i", str(esp), f"::/{path}"], capture_output=True, check=True,
+                          env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
 
 
 def test_iso_build_is_reproducible(small_inputs, tmp_path, monkeypatch) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hcicore import signedboot
 from hcicore.command import Result
 from hcicore.errors import DigestMismatch, HciError, Problem, ValidationError
 from hcicore.layout import OEM_NODE_CONFIG, OEM_SEED_DIR
@@ -231,3 +232,29 @@ def test_a_uefi_install_puts_the_disk_first_in_the_boot_order(tmp_path: Path, im
     runner = SimRunner(tmp_path)
     make(tmp_path, config(), image, runner)[0].execute()
     assert not any(c.startswith("efibootmgr") for c in runner.commands())
+
+
+def test_the_esp_gets_debians_signed_shim_and_grub_when_the_system_has_them(tmp_path: Path,
+                                                                             image: ImageSource) -> None:
+    system = tmp_path / "system"
+    for rel, blob in ((signedboot.SHIM, b"shim"), (signedboot.GRUB_DISK, b"grub"), (signedboot.MOK_MANAGER, b"mm")):
+        (system / rel).parent.mkdir(parents=True, exist_ok=True)
+        (system / rel).write_bytes(blob)
+    runner = SimRunner(tmp_path)
+    inst, _, _ = make(tmp_path, config(), image, runner, system_root=system)
+    inst.execute()
+    cmds = runner.commands()
+    assert any(c.startswith("grub-install --target=i386-pc") for c in cmds)  # BIOS as before
+    assert not any("x86_64-efi" in c for c in cmds)  # no unsigned EFI grub
+    boot = inst.esp_root / "EFI/BOOT"
+    assert {p.name: p.read_bytes() for p in boot.iterdir()} == {
+        "BOOTX64.EFI": b"shim", "grubx64.efi": b"grub", "mmx64.efi": b"mm"}
+    stub = (inst.esp_root / "EFI/debian/grub.cfg").read_text()
+    oem = inst.layout.by_label("hci-oem").number
+    assert f"set root=($hci_esp_disk,gpt{oem})" in stub and "configfile $prefix/grub.cfg" in stub
+    assert "UEFI boot loader: Debian's signed shim and grub" in (inst.oem_root / "hcios/install.log").read_text()
+    # without them (this host has none): hcios's own grub, which needs Secure Boot off
+    runner = SimRunner(tmp_path)
+    make(tmp_path, config(), image, runner, system_root=tmp_path / "bare")[0].execute()
+    assert any(c.startswith("grub-install --target=x86_64-efi") and "--no-uefi-secure-boot" in c
+               for c in runner.commands())

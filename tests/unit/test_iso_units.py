@@ -102,6 +102,21 @@ def test_domain_xml_uefi_direct_kernel_and_port_forward(tmp_path: Path) -> None:
     assert root.find("devices/disk/target").get("dev") == "vda"
 
 
+def test_domain_xml_secure_boot_firmware_and_4kn_disks(tmp_path: Path) -> None:
+    spec = VMSpec(name="t", serial_log=tmp_path / "s.log", firmware="uefi-secboot", nvram=tmp_path / "vars.fd",
+                  disks=[tmp_path / "d.qcow2"], sector_size=4096)
+    root = ET.fromstring(domain_xml(spec))
+    loader = root.find("os/loader")
+    assert loader.text.endswith("OVMF_CODE_4M.secboot.fd") and loader.get("secure") == "yes"
+    assert root.find("features/smm").get("state") == "on"
+    blockio = root.find("devices/disk/blockio")
+    assert (blockio.get("logical_block_size"), blockio.get("physical_block_size")) == ("4096", "4096")
+    plain = ET.fromstring(domain_xml(VMSpec(name="t", serial_log=tmp_path / "s.log", firmware="uefi",
+                                            nvram=tmp_path / "vars.fd", disks=[tmp_path / "d.qcow2"])))
+    assert plain.find("features/smm") is None and plain.find("devices/disk/blockio") is None
+    assert plain.find("os/loader").get("secure") is None
+
+
 def test_domain_xml_bios_cdrom_boot_order(tmp_path: Path) -> None:
     root = ET.fromstring(domain_xml(VMSpec(name="t", serial_log=tmp_path / "s",
                                            cdrom=Path("/x.iso"))))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hcicore import signedboot
 from hcicore.errors import HciError, ValidationError
 from installer import hostinfo, preflight
 from installer.hostinfo import GIB, Disk, HostInfo, Nic
@@ -273,10 +274,16 @@ def test_enforce_warnings_never_stop(tmp_path):
 
 
 
-@pytest.mark.parametrize("var,state,ok", [(None, "bios", True), (b"\x06\x00\x00\x00\x00", "uefi", True),
-                                          (b"\x06\x00\x00\x00\x01", "uefi-secure-boot", False)])
-def test_preflight_says_whether_secure_boot_is_on(tmp_path, var, state, ok):
+@pytest.mark.parametrize("var,state,signed,ok", [
+    (None, "bios", False, True), (b"\x06\x00\x00\x00\x00", "uefi", False, True),
+    (b"\x06\x00\x00\x00\x01", "uefi-secure-boot", False, False),
+    (b"\x06\x00\x00\x00\x01", "uefi-secure-boot", True, True)])
+def test_preflight_says_whether_secure_boot_is_on_and_supported(tmp_path, var, state, signed, ok):
     root = fake_root(tmp_path)
+    if signed:
+        for rel in (signedboot.SHIM, signedboot.GRUB_DISK, signedboot.MOK_MANAGER):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(b"signed")
     if var is not None:
         efivars = root / "sys/firmware/efi/efivars"
         efivars.mkdir(parents=True)
@@ -285,3 +292,4 @@ def test_preflight_says_whether_secure_boot_is_on(tmp_path, var, state, ok):
     assert host.firmware == state
     (check,) = by_name(preflight.run_checks(cfg(), host), "secure-boot")
     assert check.ok is ok and (ok or "not signed" in check.message)
+    assert ("boots with Secure Boot" in check.message) is signed

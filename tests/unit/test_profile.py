@@ -157,3 +157,21 @@ def test_duplicate_key_and_yaml11_booleans_are_caught(tmp_path: Path) -> None:
         plain = tmp_path / f"plain-{name}.yaml"
         plain.write_text("\n".join(f"name: {name}" if ln.startswith("name:") else ln for ln in text.splitlines()))
         assert load_profile(plain).name == name
+
+
+def test_extra_suites_become_sources_lines_and_their_release_is_recorded() -> None:
+    from image.stages.bootstrap_debian import parse_sources, source_lines  # noqa: PLC0415
+
+    boot = {"components": ["main", "non-free-firmware"], "extra_suites": [
+        {"suite": "bookworm-security", "mirror": "http://deb.debian.org/debian-security"}]}
+    assert source_lines(boot) == ["deb http://deb.debian.org/debian-security bookworm-security main non-free-firmware"]
+    assert source_lines({"suite": "bookworm"}) == []
+    record = ("List: deb.debian.org_debian_dists_bookworm_InRelease\nOrigin: Debian\nSuite: oldstable\n"
+              "Codename: bookworm\nVersion: 12.15\nDate: Sat, 11 Jul 2026 10:16:37 UTC\n\n"
+              "List: x_bookworm-security_InRelease\nOrigin: Debian\nSuite: oldstable-security\n"
+              "Codename: bookworm-security\nDate: Mon, 30 Nov 2026 00:22:33 UTC\n\nList: broken_Release\n\n")
+    parsed = parse_sources(record)
+    assert [s["codename"] for s in parsed] == ["bookworm", "bookworm-security"]
+    assert parsed[0] == {"list": "deb.debian.org_debian_dists_bookworm_InRelease", "origin": "Debian",
+                         "suite": "oldstable", "codename": "bookworm", "version": "12.15",
+                         "date": "Sat, 11 Jul 2026 10:16:37 UTC"}

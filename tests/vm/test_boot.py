@@ -34,10 +34,12 @@ def _boot_and_wait(vm, artifacts) -> float:
     return seconds
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+@pytest.mark.parametrize("firmware", ["bios", "uefi-secboot"])
 def test_iso_boots_to_live_marker(lab, artifacts, firmware: str) -> None:
     # BIOS: the only serial port is COM2, as on a server whose serial-over-LAN is COM2 (iDRAC,
     # iLO): grub's menu shows there, and its ttyS1 entry is chosen with the keyboard.
+    # UEFI: Secure Boot enforced, Microsoft's keys enrolled (OVMF secboot): shim, Debian's signed
+    # grub and kernel.
     com2 = firmware == "bios"
     vm = lab.start_vm(f"iso-{firmware}", cdrom=artifacts.iso, firmware=firmware, serial_port=int(com2))
     if com2:
@@ -52,6 +54,9 @@ def test_iso_boots_to_live_marker(lab, artifacts, firmware: str) -> None:
     assert f"Install hcios {artifacts.version}" in text
     if com2:
         assert "console=ttyS1,115200n8 hcios.live=install" in text  # the kernel line, on COM2
+    if firmware == "uefi-secboot":  # the kernel says so itself, and so locks itself down
+        assert "EFI stub: UEFI Secure Boot is enabled." in text
+        assert "secureboot: Secure boot enabled" in text and "Kernel is locked down from EFI Secure Boot" in text
     # the overlay root over the squashfs mounted at once (dracut#1820 fixed by hci-live)
     assert "Mounted sysroot.mount" in text
     assert "failed to resolve '/run/overlayfs'" not in text

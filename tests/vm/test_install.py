@@ -93,11 +93,16 @@ def test_unreachable_config_url_fails_clearly(install_lab: Lab, artifacts: Any) 
     assert _same_content(reference, disk), "nothing may be written after a failed config fetch"
 
 
+# The network-booted machine's disk has 4096-byte sectors (4Kn), as many new server disks do.
+SECTOR = 4096
+
+
 def _pxe_install(lab: Lab, artifacts: Any, name: str, disk: Path, port: int, digest: str, config: str):
     """An automatic install from a network boot, the config from the test's HTTP server; the
-    machine's only serial port is COM2 (a BMC's serial-over-LAN), the kernel's console ttyS1."""
+    machine's only serial port is COM2 (a BMC's serial-over-LAN), the kernel's console ttyS1;
+    its disk is 4Kn."""
     return lab.start_vm(name, disks=[disk], kernel=artifacts.pxe / "vmlinuz", initrd=artifacts.pxe / "initrd.img",
-                        disk_cache="unsafe", serial_port=1,
+                        disk_cache="unsafe", serial_port=1, sector_size=SECTOR,
                         cmdline=pxe_cmdline(f"10.0.2.2:{port}", console="ttyS1", sha256=digest,
                                             extra=f"hci.install.automatic=true hci.install.config_url="
                                                   f"http://10.0.2.2:{port}/{config}"))
@@ -107,7 +112,8 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
                                                                    ssh_key: Path) -> None:
     """A rack's unattended path: network boot (kernel and initrd, the squashfs fetched over HTTP
     by the initramfs, its digest on the boot line as pxe/boot.ipxe puts it), the config from a URL,
-    an install from the downloaded image to a blank disk, then the node boots from that disk."""
+    an install from the downloaded image to a blank 4Kn disk, then the node boots from that disk
+    with UEFI (4Kn disks boot only so): Debian's shim and grub, Secure Boot off."""
     lab = install_lab
     serve = lab.workdir / "serve-pxe"
     serve.mkdir()
@@ -124,7 +130,8 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert ("GET", "/rootfs.squashfs", 200) in server.requests
     wait_stopped(vm, 180)
     # the node kept the installer's console: grub's menu and the login prompt on COM2 (ttyS1)
-    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1)
+    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
+                           firmware="uefi", sector_size=SECTOR)
     node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
     wait_ssh(node_vm.ssh_port, ssh_key, 180)
     host = host_for(node_vm.ssh_port, ssh_key)
@@ -136,6 +143,9 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert host.check_output("hostname") == HOSTNAME
     assert "console=ttyS1,115200n8" in host.file("/proc/cmdline").content_string
     assert "hcios: booting slot a" in node_vm.serial_text()  # grub's own line, on COM2
+    assert host.check_output("blockdev --getss /dev/vda") == str(SECTOR)
+    assert "UEFI boot loader: Debian's signed shim and grub" in log
+    assert host.check_output("mokutil --sb-state") == "SecureBoot disabled"
     node_vm.destroy()
     # PXE still first in the boot order: the installer boots again with a config that may wipe.
     # An installed node is not erased without install.reinstall; the disk is left as it was.

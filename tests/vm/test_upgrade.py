@@ -4,7 +4,8 @@ installed disk, artifacts published with `hci publish` to Debian's docker-regist
 or the qemu process killed).
 
 node1 boots with SeaBIOS and carries a second disk holding another hcios install; node2 boots
-with OVMF. The tests run in file order on the same two nodes, one scenario after another:
+with OVMF, Secure Boot enforced with Microsoft's keys (shim, Debian's signed grub and kernel), so
+every upgrade, trial and rollback of node2 runs under Secure Boot. The tests run in file order on the same two nodes, one scenario after another:
 
 1. both come up on 0.1.0, each from its own disk;
 2. node1 edits /etc and /var;
@@ -51,7 +52,7 @@ def world(installed_disk: Installed, artifacts, upgrade_images, signing_key: Pat
         n1 = Node.start(lab, "node1", [lab.create_disk("node1", backing=installed_disk.disk), foreign],
                         installed_disk.key)
         n2 = Node.start(lab, "node2", [lab.create_disk("node2", backing=installed_disk.disk)], installed_disk.key,
-                        firmware="uefi")
+                        firmware="uefi-secboot")
         n1.wait_up(0, slot="a")
         n2.wait_up(0, slot="a")
         n1.settle()  # the first boot: cloud-init's config stage runs after the health gate
@@ -105,6 +106,7 @@ def test_01_nodes_boot_their_own_disk(world: World) -> None:
     assert doc["slots"]["b"]["state"] == "empty"
     text = world.n2.vm.serial_text()
     assert "hcios: booting slot a" in text and "HCIOS-HEALTH-OK slot=a" in text  # UEFI (OVMF)
+    assert world.n2.ssh("mokutil --sb-state")[1].strip() == "SecureBoot enabled"
     for node in (n1, world.n2):  # a clean first boot: no failed unit, no DSA host key
         clean_boot(node)
     assert world.n2.status()["slots"]["a"]["version"] == "0.1.0"
