@@ -1,5 +1,9 @@
 """Serve a directory over HTTP on 127.0.0.1 in a thread: the PXE server of the lab and tests.
 
+It also takes the installer's ``installed`` markers: a PUT to ``/installed/<name>`` (one path
+segment of letters, digits, ``-``, ``_``, ``.``) writes ``<directory>/installed/<name>``, which
+``pxe/boot.ipxe`` then finds. Any other PUT is refused (403).
+
 qemu user networking maps the guest's 10.0.2.2 to the host's loopback, so a guest fetches
 ``http://10.0.2.2:<port>/rootfs.squashfs`` from here without touching any real network.
 """
@@ -7,8 +11,13 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from pathlib import Path
+
+MARKER_DIR = "installed"
+_MARKER = re.compile(rf"^/{MARKER_DIR}/([A-Za-z0-9_.-]{{1,64}})$")
+MAX_MARKER = 64 * 1024
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -19,6 +28,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         return
+
+    def do_PUT(self) -> None:  # noqa: N802
+        match = _MARKER.match(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if match is None or match.group(1).startswith(".") or length > MAX_MARKER:
+            self.send_error(403, "only PUT /installed/<name> is accepted")
+            return
+        markers = Path(self.directory) / MARKER_DIR
+        markers.mkdir(exist_ok=True)
+        (markers / match.group(1)).write_bytes(self.rfile.read(length))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
 class _Server(http.server.ThreadingHTTPServer):

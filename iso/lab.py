@@ -223,6 +223,7 @@ class Lab:
         netboot_url: str | None = None,
         ssh_port: int | None = None,
         watchdog: bool = False,
+        mac: str | None = None,
     ) -> VM:
         """Create and start a transient domain; it is destroyed when the lab closes.
 
@@ -250,7 +251,7 @@ class Lab:
             cmdline=cmdline,
             ssh_port=(ssh_port or free_port()) if ssh else None,
             netboot_url=netboot_url,
-            mac="52:54:00:%02x:%02x:%02x" % tuple(secrets.token_bytes(3)),
+            mac=mac or "52:54:00:%02x:%02x:%02x" % tuple(secrets.token_bytes(3)),
             serial_mode=serial_mode,
             serial_port=serial_port,
             vnc=vnc,

@@ -38,6 +38,7 @@ class Install:
     skip_checks: bool = False
     config_url: str | None = None
     power_action: PowerAction = "reboot"
+    installed_url: str | None = None
     webhooks: Webhooks = field(default_factory=Webhooks)
 
 

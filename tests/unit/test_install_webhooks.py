@@ -66,3 +66,24 @@ def test_failing_webhook_is_a_redacted_warning(receiver) -> None:  # type: ignor
     receiver.server_close()
     warning = notify(cfg, "started")
     assert warning is not None and "ConnectionError" in warning and "s3cret" not in warning
+
+
+def test_the_installed_marker_is_put_where_boot_ipxe_looks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from iso.httpserve import serve_directory  # noqa: PLC0415
+
+    server = serve_directory(tmp_path)
+    with server as port:
+        cfg = load_config({"install": {"device": "/dev/vda",
+                                       "installed_url": f"http://127.0.0.1:{port}/installed/52-54-00-12-34-56"},
+                           "node": {"hostname": "n1", "password": "hunter2-long-enough"}}, source="test")
+        assert notify(cfg, "started") is None  # only a success marks the machine installed
+        assert not (tmp_path / "installed").exists()
+        assert notify(cfg, "succeeded", version="0.1.0") is None
+        marker = json.loads((tmp_path / "installed/52-54-00-12-34-56").read_text())
+        assert marker == {"hostname": "n1", "device": "/dev/vda", "version": "0.1.0"}
+        # the lab's server takes markers and nothing else
+        bad = load_config({"install": {"installed_url": f"http://127.0.0.1:{port}/boot.ipxe"},
+                           "node": {"hostname": "n1", "password": "hunter2-long-enough"}}, source="test")
+        warning = notify(bad, "succeeded")
+        assert warning is not None and "installed marker" in warning and "HTTP 403" in warning
+    assert ("PUT", "/installed/52-54-00-12-34-56", 201) in server.requests

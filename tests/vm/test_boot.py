@@ -81,7 +81,9 @@ def test_pxe_boot_fetches_rootfs_over_http(lab, artifacts) -> None:
 def test_ipxe_boot_script_chains_kernel_initrd_and_rootfs(lab, artifacts, tmp_path) -> None:
     """The real PXE path: qemu's iPXE ROM gets a boot file over DHCP, runs the operator's start
     script, which chains pxe/boot.ipxe; that loads vmlinuz and initrd.img over HTTP and the
-    initramfs fetches rootfs.squashfs. ``hci-args`` must reach the kernel command line."""
+    initramfs fetches rootfs.squashfs. ``hci-args`` must reach the kernel command line, after the
+    installer's marker URL for this machine. A machine whose marker is there is not installed
+    again: the script leaves iPXE without loading the installer."""
     for name in ("vmlinuz", "initrd.img", "rootfs.squashfs", "boot.ipxe"):
         (tmp_path / name).symlink_to(artifacts.pxe / name)
     server = serve_directory(tmp_path)
@@ -93,9 +95,26 @@ def test_ipxe_boot_script_chains_kernel_initrd_and_rootfs(lab, artifacts, tmp_pa
             "chain http://${base-url}/boot.ipxe\n")
         vm = lab.start_vm("ipxe", netboot_url=f"http://10.0.2.2:{port}/start.ipxe")
         _boot_and_wait(vm, artifacts)
-    paths = [path for _, path, status in server.requests if status == 200]
-    assert paths[:3] == ["/start.ipxe", "/boot.ipxe", "/vmlinuz"], server.requests
-    assert "/initrd.img" in paths and "/rootfs.squashfs" in paths
-    cmdline = next(line for line in vm.serial_text().splitlines() if "Command line:" in line)
-    assert f"root=live:http://10.0.2.2:{port}/rootfs.squashfs" in cmdline
-    assert cmdline.rstrip().endswith("hci.install.automatic=false"), cmdline
+        vm.destroy()
+        paths = [path for _, path, status in server.requests if status == 200]
+        assert paths[:3] == ["/start.ipxe", "/boot.ipxe", "/vmlinuz"], server.requests
+        assert "/initrd.img" in paths and "/rootfs.squashfs" in paths
+        cmdline = next(line for line in vm.serial_text().splitlines() if "Command line:" in line)
+        assert f"root=live:http://10.0.2.2:{port}/rootfs.squashfs" in cmdline
+        marker = f"/installed/{vm.spec.mac.replace(':', '-')}"
+        assert cmdline.rstrip().endswith(f"hci.install.installed_url=http://10.0.2.2:{port}{marker} "
+                                         "hci.install.automatic=false"), cmdline
+        assert ("GET", marker, 404) in server.requests  # looked for, not there: installed
+        # the same machine once installed (the installer PUT its marker): no installer this time
+        (tmp_path / "installed").mkdir()
+        (tmp_path / marker.lstrip("/")).write_text('{"hostname": "node1"}')
+        seen = len(server.requests)
+        again = lab.start_vm("ipxe-installed", netboot_url=f"http://10.0.2.2:{port}/start.ipxe", mac=vm.spec.mac)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while ("GET", marker, 200) not in server.requests[seen:]:
+            assert time.monotonic() < deadline, server.requests[seen:]
+            time.sleep(1)
+        time.sleep(20)  # iPXE would ask for the kernel at once
+        again.destroy()
+    assert [path for _, path, _ in server.requests[seen:]] == ["/start.ipxe", "/boot.ipxe", marker], \
+        server.requests[seen:]

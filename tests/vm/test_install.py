@@ -10,6 +10,7 @@ Artifacts: see tests/vm/conftest.py (HCIOS_TEST_OUT or the pipeline's build).
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -105,7 +106,8 @@ def _pxe_install(lab: Lab, artifacts: Any, name: str, disk: Path, port: int, dig
                         disk_cache="unsafe", serial_port=1, sector_size=SECTOR,
                         cmdline=pxe_cmdline(f"10.0.2.2:{port}", console="ttyS1", sha256=digest,
                                             extra=f"hci.install.automatic=true hci.install.config_url="
-                                                  f"http://10.0.2.2:{port}/{config}"))
+                                                  f"http://10.0.2.2:{port}/{config} hci.install.installed_url="
+                                                  f"http://10.0.2.2:{port}/installed/{name}"))
 
 
 def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab: Lab, artifacts: Any,
@@ -128,6 +130,9 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
         match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
     assert match.group(1) == "OK", f"install failed: {match.group(0)}\n{vm.serial_tail(80)}"
     assert ("GET", "/rootfs.squashfs", 200) in server.requests
+    # the marker boot.ipxe checks: this machine is installed (test_boot's iPXE test follows it)
+    assert ("PUT", "/installed/pxe-install", 201) in server.requests
+    assert json.loads((serve / "installed/pxe-install").read_text())["hostname"] == HOSTNAME
     wait_stopped(vm, 180)
     # the node kept the installer's console: grub's menu and the login prompt on COM2 (ttyS1)
     node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
@@ -155,5 +160,6 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
         vm = _pxe_install(lab, artifacts, "pxe-again", again, port, digest, "config-wipe.yaml")
         match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
     assert match.group(1) != "OK" and "install.reinstall" in match.group(0), match.group(0)
+    assert not (serve / "installed/pxe-again").exists()  # a refused install marks nothing
     vm.destroy()
     assert _same_content(again, disk)

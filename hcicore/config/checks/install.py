@@ -57,6 +57,9 @@ def webhooks_http(cfg: NodeConfig) -> list[Problem]:
         if url is not None:
             problems += url_problem(f"install.webhooks.{event}", url, ("http", "https"),
                                     "https://host/hooks/install", keep_path=False)
+    if cfg.install.installed_url is not None:
+        problems += url_problem("install.installed_url", cfg.install.installed_url, ("http", "https"),
+                                "http://pxe-server/hcios/installed/<mac>", keep_path=False)
     return problems
 
 
