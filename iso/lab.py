@@ -224,15 +224,16 @@ class Lab:
         ssh_port: int | None = None,
         watchdog: bool = False,
         mac: str | None = None,
+        nvram: Path | None = None,
     ) -> VM:
         """Create and start a transient domain; it is destroyed when the lab closes.
 
         Boots, in this order of precedence: ``kernel`` (direct kernel boot), ``netboot_url``
         (the NIC's iPXE ROM gets it as DHCP boot file, e.g. an iPXE script over HTTP), then
-        ``cdrom`` and the first disk."""
+        ``cdrom`` and the first disk. ``nvram``: UEFI variables another VM of this lab left (its
+        ``spec.nvram``), as the same machine keeps them across boots; else fresh ones."""
         full_name = domain_name or f"{self.prefix}-{name}-{secrets.token_hex(3)}"
-        nvram = None
-        if firmware in ("uefi", "uefi-secboot"):
+        if firmware in ("uefi", "uefi-secboot") and nvram is None:
             nvram = self.workdir / f"{name}-OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS if firmware == "uefi" else OVMF_VARS_MS, nvram)
         spec = VMSpec(

@@ -114,7 +114,7 @@ def test_ipxe_boot_script_chains_kernel_initrd_and_rootfs(lab, artifacts, tmp_pa
         while ("GET", marker, 200) not in server.requests[seen:]:
             assert time.monotonic() < deadline, server.requests[seen:]
             time.sleep(1)
-        time.sleep(20)  # iPXE would ask for the kernel at once
+        time.sleep(10)  # iPXE would ask for the kernel at once
         again.destroy()
     assert [path for _, path, _ in server.requests[seen:]] == ["/start.ipxe", "/boot.ipxe", marker], \
         server.requests[seen:]

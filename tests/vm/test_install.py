@@ -11,6 +11,7 @@ Artifacts: see tests/vm/conftest.py (HCIOS_TEST_OUT or the pipeline's build).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -101,9 +102,10 @@ SECTOR = 4096
 def _pxe_install(lab: Lab, artifacts: Any, name: str, disk: Path, port: int, digest: str, config: str):
     """An automatic install from a network boot, the config from the test's HTTP server; the
     machine's only serial port is COM2 (a BMC's serial-over-LAN), the kernel's console ttyS1;
-    its disk is 4Kn."""
+    its disk is 4Kn, its firmware UEFI (Secure Boot off: OVMF's direct kernel boot loads only
+    kernels its own keys sign)."""
     return lab.start_vm(name, disks=[disk], kernel=artifacts.pxe / "vmlinuz", initrd=artifacts.pxe / "initrd.img",
-                        disk_cache="unsafe", serial_port=1, sector_size=SECTOR,
+                        disk_cache="unsafe", serial_port=1, sector_size=SECTOR, firmware="uefi",
                         cmdline=pxe_cmdline(f"10.0.2.2:{port}", console="ttyS1", sha256=digest,
                                             extra=f"hci.install.automatic=true hci.install.config_url="
                                                   f"http://10.0.2.2:{port}/{config} hci.install.installed_url="
@@ -135,8 +137,9 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert json.loads((serve / "installed/pxe-install").read_text())["hostname"] == HOSTNAME
     wait_stopped(vm, 180)
     # the node kept the installer's console: grub's menu and the login prompt on COM2 (ttyS1)
+    # the same machine: the UEFI variables the installer's efibootmgr wrote come along
     node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
-                           firmware="uefi", sector_size=SECTOR)
+                           firmware="uefi", sector_size=SECTOR, nvram=vm.spec.nvram)
     node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
     wait_ssh(node_vm.ssh_port, ssh_key, 180)
     host = host_for(node_vm.ssh_port, ssh_key)
@@ -150,7 +153,13 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert "hcios: booting slot a" in node_vm.serial_text()  # grub's own line, on COM2
     assert host.check_output("blockdev --getss /dev/vda") == str(SECTOR)
     assert "UEFI boot loader: Debian's signed shim and grub" in log
-    assert host.check_output("mokutil --sb-state") == "SecureBoot disabled"
+    assert host.check_output("mokutil --sb-state").splitlines()[0] == "SecureBoot disabled"
+    # it booted through the NVRAM entry the install made, first in the boot order
+    efi = host.check_output("efibootmgr")
+    current = re.search(r"^BootCurrent: (\w+)$", efi, re.M).group(1)
+    assert re.search(rf"^Boot{current}\* hcios(\t|$)", efi, re.M), efi
+    assert re.search(r"^BootOrder: (\w+)", efi, re.M).group(1) == current, efi
+    assert "UEFI boot entry not set" not in log
     node_vm.destroy()
     # PXE still first in the boot order: the installer boots again with a config that may wipe.
     # An installed node is not erased without install.reinstall; the disk is left as it was.
