@@ -49,7 +49,11 @@ def write_manifest(ctx: BuildContext, result: BuildResult, dirs: dict[str, Path]
     }
     sources = dirs["bootstrap"] / APT_SOURCES
     if sources.exists():  # Debian: each suite's Release (the dnf bootstrap records none yet)
-        manifest["apt_sources"] = json.loads(sources.read_text())
+        apt = json.loads(sources.read_text())
+        manifest["apt_sources"] = apt["sources"]
+        for pkg in manifest["packages"]:  # the suites each taken version came from
+            if pkg["arch"] != "python" and pkg["name"] in apt["origins"]:
+                pkg["suites"] = apt["origins"][pkg["name"]]
     path = result.out / MANIFEST
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path

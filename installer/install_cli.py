@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from hcicore.config import NodeConfig
+from hcicore.config.cmdline import PREFIX, cmdline_value
 from hcicore.errors import HciError, ValidationError
 from hcicore.progress import Progress
 
@@ -27,6 +28,15 @@ def _read_cmdline(path: Path) -> str:
 
 def _confirm(text: str) -> bool:
     return click.confirm(text, default=False, err=True)
+
+
+def with_marker_url(cfg: NodeConfig, cmdline: str) -> NodeConfig:
+    """A network boot's marker URL (pxe/boot.ipxe puts hci.install.installed_url on the kernel
+    line) also for installs from a file or the wizard, unless the config names its own: the
+    next network boot of this machine must find it installed, however it was installed."""
+    if cfg.install.installed_url is None:
+        cfg.install.installed_url = cmdline_value(cmdline, f"{PREFIX}install.installed_url=")
+    return cfg
 
 
 def _load(config_src: str, auto_mode: bool, cmdline_file: Path, progress: Progress) -> NodeConfig:
@@ -57,6 +67,7 @@ def install_cmd(config_src: str | None, auto_mode: bool, as_json: bool, assume_y
     progress = Progress(as_json=as_json)
 
     def install(cfg: NodeConfig) -> tuple[NodeConfig, InstallContext, InstallResult]:
+        cfg = with_marker_url(cfg, _read_cmdline(cmdline_file))
         ctx = InstallContext(image=find_image(image, cmdline=cmdline_file), progress=progress, confirm=_confirm,
                              preflight=default_preflight, assume_yes=assume_yes, auto_mode=auto_mode,
                              live_cmdline=_read_cmdline(cmdline_file), version=os_version())

@@ -31,13 +31,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_PUT(self) -> None:  # noqa: N802
         match = _MARKER.match(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if match is None or match.group(1).startswith(".") or length > MAX_MARKER:
+        if match is None or match.group(1).startswith("."):
             self.send_error(403, "only PUT /installed/<name> is accepted")
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > MAX_MARKER:
+            self.send_error(400, f"a marker needs a Content-Length of at most {MAX_MARKER} bytes")
             return
         markers = Path(self.directory) / MARKER_DIR
         markers.mkdir(exist_ok=True)
-        (markers / match.group(1)).write_bytes(self.rfile.read(length))
+        (markers / match.group(1)).write_bytes(self.rfile.read(int(length)))
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -23,6 +23,7 @@ DPKG_OPTS = [
 # manifest says which snapshot of each suite the packages came from.
 RELEASE_FIELDS = ("Origin", "Suite", "Codename", "Version", "Date")
 SOURCES_FILE = "apt-sources.txt"
+INSTALLED_FILE = "apt-installed.txt"  # `apt list --installed`: each package with its suites
 APT_SOURCES = "apt-sources.json"  # in the stage's output, beside tree/
 
 
@@ -37,6 +38,7 @@ def mmdebstrap_argv(ctx: BuildContext, target: Path) -> list[str]:
     archives = ctx.cache.apt_archives
     fields = "|".join(RELEASE_FIELDS)
     record = target.parent / SOURCES_FILE
+    installed = target.parent / INSTALLED_FILE
     argv = [
         "mmdebstrap", "--mode=root", "--format=directory",
         f"--variant={boot.get('variant', 'apt')}",
@@ -50,6 +52,7 @@ def mmdebstrap_argv(ctx: BuildContext, target: Path) -> list[str]:
         "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
         "--customize-hook=for f in \"$1\"/var/lib/apt/lists/*Release; do echo \"List: ${f##*/}\"; "
         f"grep -E '^({fields}):' \"$f\"; echo; done > {record}",
+        f"--customize-hook=chroot \"$1\" apt list --installed > {installed} 2>/dev/null",
     ]
     argv += [f"--dpkgopt={o}" for o in DPKG_OPTS]
     argv += [boot["suite"], str(target), boot["mirror"], *source_lines(boot)]
@@ -66,9 +69,26 @@ def parse_sources(text: str) -> list[dict[str, str]]:
     return sorted(stanzas, key=lambda s: s["suite"])
 
 
+def parse_origins(text: str, sources: list[dict[str, str]]) -> dict[str, list[str]]:
+    """``apt list --installed`` ("name/suite1,suite2,now version arch [installed]") as the
+    codenames each installed version is available from (bookworm, bookworm-security...)."""
+    codename = {s["suite"]: s.get("codename", s["suite"]) for s in sources}
+    origins = {}
+    for line in text.splitlines():
+        head, _, rest = line.partition(" ")
+        name, slash, suites = head.partition("/")
+        if not slash or not rest:
+            continue  # "Listing..." and the like
+        origins[name] = sorted(codename.get(s, s) for s in suites.split(",") if s and s != "now")
+    return origins
+
+
 def bootstrap_debian(ctx: BuildContext, base: Path | None, out: Path) -> None:
     tree = out / "tree"
     run(mmdebstrap_argv(ctx, tree), env={**ctx.env, "INITRD": "No"})
-    record = out / SOURCES_FILE
-    (out / APT_SOURCES).write_text(json.dumps(parse_sources(record.read_text()), indent=1) + "\n")
+    record, installed = out / SOURCES_FILE, out / INSTALLED_FILE
+    sources = parse_sources(record.read_text())
+    origins = parse_origins(installed.read_text(), sources)
+    (out / APT_SOURCES).write_text(json.dumps({"sources": sources, "origins": origins}, indent=1) + "\n")
     record.unlink()
+    installed.unlink()

@@ -79,7 +79,7 @@ def make(tmp_path: Path, cfg, image: ImageSource, runner, *, confirm: bool = Tru
                          preflight=preflight, runner=runner, work_dir=tmp_path / "work",
                          is_block=lambda p: True, version="9.9.9",
                          sys_block=tmp_path / "sys", dev_dir=tmp_path, notify=lambda *a, **k: None,
-                         **{"efi_dir": tmp_path / "no-efi", **kw})
+                         **{"efi_dir": tmp_path / "no-efi", "system_root": tmp_path / "no-signed-boot", **kw})
     return Install(cfg, ctx), asked, out
 
 

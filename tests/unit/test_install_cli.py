@@ -79,3 +79,16 @@ def test_auto_mode_unreadable_image_still_prints_the_failed_marker(tmp_path: Pat
     assert result.exit_code == 1
     assert lines[0].startswith("HCIOS-INSTALL-FAILED: OSError:") and "image.sock" in lines[0], lines
     assert "correct-horse-battery" not in "".join(lines) + result.output
+
+
+def test_installs_from_a_file_or_the_wizard_take_the_network_boots_marker_url() -> None:
+    from hcicore.config import load_config  # noqa: PLC0415
+    from installer.install_cli import with_marker_url  # noqa: PLC0415
+
+    base = {"install": {"device": "/dev/vda"}, "node": {"hostname": "n1", "password": "hunter2-long-enough"}}
+    line = "BOOT_IMAGE=x hci.install.installed_url=http://10.0.2.2:8080/installed/52-54-00-aa-bb-cc quiet"
+    cfg = with_marker_url(load_config(base, source="t"), line)
+    assert cfg.install.installed_url == "http://10.0.2.2:8080/installed/52-54-00-aa-bb-cc"
+    assert with_marker_url(load_config(base, source="t"), "quiet").install.installed_url is None
+    own = {**base, "install": {"device": "/dev/vda", "installed_url": "http://pxe/installed/n1"}}
+    assert with_marker_url(load_config(own, source="t"), line).install.installed_url == "http://pxe/installed/n1"

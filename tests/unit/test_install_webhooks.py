@@ -87,3 +87,31 @@ def test_the_installed_marker_is_put_where_boot_ipxe_looks(tmp_path) -> None:  #
         warning = notify(bad, "succeeded")
         assert warning is not None and "installed marker" in warning and "HTTP 403" in warning
     assert ("PUT", "/installed/52-54-00-12-34-56", 201) in server.requests
+
+
+def test_the_lab_server_takes_markers_only_with_a_sane_length(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import http.client  # noqa: PLC0415
+
+    from iso.httpserve import serve_directory  # noqa: PLC0415
+
+    (tmp_path / "vmlinuz").write_bytes(b"kernel")
+    with serve_directory(tmp_path) as port:
+        def put(path: str, headers: dict[str, str], body: bytes = b"") -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.putrequest("PUT", path)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders(body)
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        assert put("/vmlinuz", {"Content-Length": "1"}, b"x") == 403
+        assert put("/installed/../vmlinuz", {"Content-Length": "1"}, b"x") == 403
+        assert put("/installed/.hidden", {"Content-Length": "1"}, b"x") == 403
+        assert put("/installed/m1", {"Content-Length": "-1"}) == 400
+        assert put("/installed/m1", {"Content-Length": "abc"}) == 400
+        assert put("/installed/m1", {"Content-Length": str(10**9)}) == 400
+        assert put("/installed/m1", {"Content-Length": "2"}, b"{}") == 201
+    assert (tmp_path / "vmlinuz").read_bytes() == b"kernel"
+    assert sorted(p.name for p in (tmp_path / "installed").iterdir()) == ["m1"]

@@ -63,11 +63,13 @@ def test_boot_ipxe_fetches_rootfs_over_http_and_passes_hci_args() -> None:
     kernel_line = next(line for line in script.splitlines() if line.startswith("kernel "))
     assert kernel_line.startswith("kernel http://${base-url}/vmlinuz initrd=initrd.img ")
     assert "root=live:http://${base-url}/rootfs.squashfs rd.live.image ip=dhcp rd.neednet=1" in kernel_line
-    assert kernel_line.endswith(" hci.install.installed_url=http://${base-url}/installed/${mac:hexhyp} ${hci-args}")
+    assert kernel_line.endswith(" hci.install.installed_url=${hci-markers}/${mac:hexhyp} ${hci-args}")
+    assert "isset ${hci-markers} || set hci-markers http://${base-url}/installed\n" in script
     # an installed machine (its marker is there) leaves iPXE, unless hci-reinstall is set
     assert "isset ${hci-reinstall} && goto install ||\n" in script
-    assert "imgfetch --name hci-installed http://${base-url}/installed/${mac:hexhyp} && goto installed ||" in script
+    assert "imgfetch --name hci-installed ${hci-markers}/${mac:hexhyp} && goto installed ||" in script
     assert script.index(":installed") > script.index("\nboot\n") and "booting its disk\nexit\n" in script
+    assert "set hci-installed 1\n" in script
     assert pxe_cmdline("10.0.2.2:8080", action="shell", extra="hci.x=1").split() == [
         "root=live:http://10.0.2.2:8080/rootfs.squashfs", "rd.live.image", "ip=dhcp",
         "rd.neednet=1", "console=tty0", "console=ttyS0,115200n8", "hcios.live=shell", "hci.x=1"]

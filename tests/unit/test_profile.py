@@ -160,7 +160,7 @@ def test_duplicate_key_and_yaml11_booleans_are_caught(tmp_path: Path) -> None:
 
 
 def test_extra_suites_become_sources_lines_and_their_release_is_recorded() -> None:
-    from image.stages.bootstrap_debian import parse_sources, source_lines  # noqa: PLC0415
+    from image.stages.bootstrap_debian import parse_origins, parse_sources, source_lines  # noqa: PLC0415
 
     boot = {"components": ["main", "non-free-firmware"], "extra_suites": [
         {"suite": "bookworm-security", "mirror": "http://deb.debian.org/debian-security"}]}
@@ -175,3 +175,7 @@ def test_extra_suites_become_sources_lines_and_their_release_is_recorded() -> No
     assert parsed[0] == {"list": "deb.debian.org_debian_dists_bookworm_InRelease", "origin": "Debian",
                          "suite": "oldstable", "codename": "bookworm", "version": "12.15",
                          "date": "Sat, 11 Jul 2026 10:16:37 UTC"}
+    listing = ("Listing...\nlinux-image-amd64/oldstable-security,now 6.1.192-3 amd64 [installed]\n"
+               "systemd/oldstable,now 252.39-1~deb12u1 amd64 [installed]\nlocal-only/now 1.0 all [installed,local]\n")
+    assert parse_origins(listing, parsed) == {"linux-image-amd64": ["bookworm-security"], "systemd": ["bookworm"],
+                                              "local-only": []}

@@ -92,7 +92,9 @@ def test_ipxe_boot_script_chains_kernel_initrd_and_rootfs(lab, artifacts, tmp_pa
             "#!ipxe\n"
             f"set base-url 10.0.2.2:{port}\n"
             "set hci-args hci.install.automatic=false\n"
-            "chain http://${base-url}/boot.ipxe\n")
+            "chain http://${base-url}/boot.ipxe && exit\n"
+            "echo start.ipxe: still here\n"
+            "chain http://${base-url}/not-reached\n")
         vm = lab.start_vm("ipxe", netboot_url=f"http://10.0.2.2:{port}/start.ipxe")
         _boot_and_wait(vm, artifacts)
         vm.destroy()
@@ -116,5 +118,6 @@ def test_ipxe_boot_script_chains_kernel_initrd_and_rootfs(lab, artifacts, tmp_pa
             time.sleep(1)
         time.sleep(10)  # iPXE would ask for the kernel at once
         again.destroy()
+    # (and the start script's `&& exit` left iPXE: its next line would fetch /not-reached)
     assert [path for _, path, _ in server.requests[seen:]] == ["/start.ipxe", "/boot.ipxe", marker], \
         server.requests[seen:]
