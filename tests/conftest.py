@@ -245,7 +245,10 @@ def failing_initrd(squashfs: Path, work: Path) -> tuple[str, bytes]:
     hook.chmod(0o755)
     extra = subprocess.run(["sh", "-c", "find usr | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet"], cwd=tree,
                            capture_output=True, check=True).stdout
-    return f"boot/{name}", initrd + extra
+    # The kernel takes an uncompressed cpio after a compressed one only at a 4-byte-aligned offset
+    # of the whole initrd (init/initramfs.c); elsewhere it stops with "invalid magic" and boots
+    # without the hook. dracut's output ends anywhere (its early microcode cpio moved the end).
+    return f"boot/{name}", initrd + b"\0" * (-len(initrd) % 4) + extra
 
 
 @pytest.fixture(scope="session")
