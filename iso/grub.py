@@ -14,6 +14,7 @@ import jinja2
 
 from hcicore.command import run
 
+from hcicore import signedboot
 from hcicore.bootargs import GRUB_SERIAL
 
 from .bootargs import live_root_cdlabel, menu_entries
@@ -100,7 +101,7 @@ def build_efi_image(work: Path, label: str, out: Path, epoch: int,
     else:
         for name, src in signed.items():
             shutil.copyfile(src, efi_dir / name)
-        stub = tree / "boot" / "grub" / "grub.cfg"
+        stub = tree / signedboot.CD_CONFIG
         stub.parent.mkdir(parents=True)
         stub.write_text(cd_stub_cfg(label))
     paths = sorted(tree.rglob("*"))
