@@ -17,7 +17,7 @@ import yaml
 from hcicore.files import write_private
 from hcicore.config import NodeConfig, to_dict
 
-from .k3s import CONFIG_PATH, k3s_config, k3s_service
+from .k3s import CONFIG_PATH, TOKEN_PATH, k3s_config, k3s_service, k3s_token
 from .network import network_config
 
 SEED_FILES = ("user-data", "meta-data", "network-config")
@@ -68,6 +68,9 @@ def user_data(cfg: NodeConfig) -> dict[str, Any]:
         "path": CONFIG_PATH, "owner": "root:root", "permissions": "0600",
         "content": _yaml(k3s_config(cfg)),
     }]
+    token = k3s_token(cfg)
+    if token is not None:
+        files.append({"path": TOKEN_PATH, "owner": "root:root", "permissions": "0600", "content": token})
     env = proxy_env(cfg)
     if env:
         files.append({"path": f"/etc/systemd/system/{k3s_service(cfg)}.service.env", "owner": "root:root",

@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 
 from hcicore.config import load_config_file, schema
+from hcicore.config.fleet import fleet_problems
+from hcicore.errors import Problem, ValidationError
 
 
 @click.group("config")
@@ -19,10 +21,25 @@ def config_group() -> None:
 
 
 @config_group.command("validate")
-@click.argument("file", type=click.Path(dir_okay=False))
-def validate_cmd(file: str) -> None:
-    """Check FILE (schema and semantic checks); print `ok` or every problem. Changes nothing."""
-    load_config_file(file)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate_cmd(files: tuple[str, ...]) -> None:
+    """Check FILES (schema and semantic checks); print `ok` or every problem. Changes nothing.
+
+    Several files are one cluster's nodes: they must also agree with each other (one creator,
+    the same critical k3s values and VIP on every server, no shared hostname or address).
+    """
+    problems: list[Problem] = []
+    nodes = []
+    for file in files:
+        try:
+            nodes.append((file, load_config_file(file)))
+        except ValidationError as err:
+            if len(files) == 1:
+                raise
+            problems += [Problem(f"{file}: {p.path}", p.message, p.fix) for p in err.problems]
+    problems += fleet_problems(nodes) if not problems else []
+    if problems:
+        raise ValidationError(problems)
     click.echo("ok")
 
 

@@ -9,4 +9,5 @@ the image verbatim) and ``enable.list`` (units enabled in the image):
 * :mod:`node_services.upgrade`   ``hci-upgrade``: apply, status, rollback, mark-good
 * :mod:`node_services.cluster`   ``hci upgrade-cluster``: node by node over SSH
 * :mod:`node_services.plan`      ``hci upgrade-plan``: the same through system-upgrade-controller
+* :mod:`node_services.vip`       ``hci-vip``: keepalived's config for the cluster VIP (servers)
 """

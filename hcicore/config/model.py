@@ -100,6 +100,8 @@ class Cluster:
     pod_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
     cluster_dns: str = "10.43.0.10"
+    flannel_backend: str = "vxlan"
+    vrrp_router_id: int | None = None
 
 
 @dataclass

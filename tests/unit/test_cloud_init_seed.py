@@ -50,16 +50,17 @@ def test_key_only_node_locks_password() -> None:
 
 def test_k3s_first_server() -> None:
     k3s = _k3s(_seed(good())["user-data"])
-    assert k3s == {"node-name": "node1", "node-label": ["hcios.io/role=server"], "node-ip": "192.168.10.11",
-                   "cluster-init": True, "token": "sekrit-token", "cluster-cidr": "10.42.0.0/16",
-                   "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10", "tls-san": ["192.168.10.100"]}
+    assert k3s == {"node-name": "node1", "node-label": ["hcios.io/role=server"], "node-ip": ["192.168.10.11"],
+                   "cluster-init": True, "token-file": "/etc/rancher/k3s/token", "cluster-cidr": "10.42.0.0/16",
+                   "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10", "flannel-backend": "vxlan",
+                   "tls-san": ["192.168.10.100"]}
 
 
 def test_k3s_agent_and_witness_join() -> None:
     data = with_(good(), "install.mode", "join")
     data = with_(data, "cluster.server_url", "https://192.168.10.100:6443")
     agent = _k3s(_seed(with_(data, "install.role", "agent"))["user-data"])
-    assert agent["server"] == "https://192.168.10.100:6443" and agent["token"] == "sekrit-token"
+    assert agent["server"] == "https://192.168.10.100:6443" and agent["token-file"] == "/etc/rancher/k3s/token"
     assert "cluster-init" not in agent and "cluster-cidr" not in agent
     witness = _k3s(_seed(with_(data, "install.role", "witness"))["user-data"])
     assert witness["disable-apiserver"] is True and witness["node-taint"] == [

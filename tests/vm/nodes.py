@@ -25,6 +25,10 @@ RESULT = r"HCIOS-INSTALL-(OK|FAILED)[^\r\n]*"
 INSTALL_TIMEOUT = 1200.0  # live boot 70-110 s + install (dd + read-back + grub) under TCG
 PASSWORD = "hcios-vm-test"
 HOSTNAME = "hci-vm1"
+# every installed test node is the first server of its own cluster: a token (k3s's token file,
+# never logged: test_upgrade.py walks the node for it) and a VIP on qemu's user network (keepalived)
+CLUSTER_TOKEN = "K10hcios-vm-test-cluster-token-9f2c41"
+VIP = "10.0.2.100"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ def node_config(key: Path, trusted: list[str] | None = None, **install: object) 
                     "skip_checks": True, **install},
         "node": {"hostname": HOSTNAME, "password": PASSWORD,
                  "ssh_authorized_keys": [key.with_suffix(".pub").read_text().strip()]},
+        "cluster": {"token": CLUSTER_TOKEN, "vip": VIP},
         # hci-upgrade refuses artifacts not signed by this key (tests/vm/test_upgrade.py)
         "upgrade": {"trusted_keys": trusted or []},
     }

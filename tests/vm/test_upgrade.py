@@ -7,7 +7,8 @@ node1 boots with SeaBIOS and carries a second disk holding another hcios install
 with OVMF, Secure Boot enforced with Microsoft's keys (shim, Debian's signed grub and kernel), so
 every upgrade, trial and rollback of node2 runs under Secure Boot. The tests run in file order on the same two nodes, one scenario after another:
 
-1. both come up on 0.1.0, each from its own disk;
+1. both come up on 0.1.0, each from its own disk; node1's cluster token is private, it holds its
+   VIP, and a VIP moves between two keepalived servers in network namespaces inside it;
 2. node1 edits /etc and /var;
 3. node1 applies 0.2.0 three times, and loses power mid-download, mid-write and after the write
    (before the boot state): each time it comes back on slot A with its config and data;
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from . import platform_checks
 from .nodes import HOSTNAME, Installed, host_for
 from .upgrade_rig import BOOT, FOREIGN_MARK, HCI, Node, World, foreign_install, publish_all, steps
 
@@ -110,6 +112,14 @@ def test_01_nodes_boot_their_own_disk(world: World) -> None:
     for node in (n1, world.n2):  # a clean first boot: no failed unit, no DSA host key
         clean_boot(node)
     assert world.n2.status()["slots"]["a"]["version"] == "0.1.0"
+
+
+def test_01a_platform_token_and_vip(world: World) -> None:
+    """From the installer's config alone: the k3s token only in owner-only files, the VIP held by
+    keepalived; and keepalived moves a VIP to a second server when the first stops."""
+    platform_checks.token_is_private(world.n1)
+    platform_checks.holds_its_vip(world.n1)
+    platform_checks.vip_moves_when_the_first_server_stops(world.n1)
 
 
 def test_02_node1_edits_etc_and_var(world: World) -> None:
