@@ -13,7 +13,9 @@ APT_PACKAGES := mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin
   grub2-common mtools dosfstools gdisk fdisk qemu-system-x86 qemu-utils ovmf libvirt-daemon \
   libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config skopeo docker-registry \
   e2fsprogs tmux uidmap arch-test cpio xz-utils zstd util-linux python3-venv python3-dev gcc \
-  openssh-client pigz cloud-init
+  openssh-client pigz cloud-init \
+  libdpdk-dev libisal-dev libaio-dev uuid-dev libnuma-dev libssl-dev libjson-c-dev libncurses-dev \
+  libcunit1-dev libfdt-dev libbsd-dev make
 
 .PHONY: help host-deps venv iso test test-unit test-build test-vm bench clean
 help:

@@ -52,4 +52,6 @@ def upgrade_cluster_cmd(ref: str, hosts: tuple[str, ...], key: Path | None, acce
     click.echo(json.dumps({"event": "result", "nodes": done}) if as_json else "\n".join(done))
 
 
-commands = [upgrade_plan_cmd, upgrade_cluster_cmd]
+from .storage.cli import storage_group  # noqa: E402  (hci storage: node_services/storage/)
+
+commands = [upgrade_plan_cmd, upgrade_cluster_cmd, storage_group]
