@@ -8,6 +8,8 @@ PYTEST := $(VENV)/bin/pytest
 OUT ?= out
 PROFILE ?=
 export HCIOS_CACHE ?= $(HOME)/.cache/hcios
+# sources this machine cannot download (SPDK): ../shared/third_party/README.md
+export HCIOS_THIRD_PARTY ?= $(abspath ../shared/third_party)
 
 APT_PACKAGES := mmdebstrap squashfs-tools xorriso grub-pc-bin grub-efi-amd64-bin grub-common \
   grub2-common mtools dosfstools gdisk fdisk qemu-system-x86 qemu-utils ovmf libvirt-daemon \

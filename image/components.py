@@ -16,7 +16,7 @@ class Component:
     version: str
     url: str
     sha256: str
-    kind: str  # binary | image-archive | manifest
+    kind: str  # binary | image-archive | manifest | oci-image | spdk-source (built: image/spdk.py)
     dest: str  # absolute path inside the rootfs
     mode: str = "0644"
     airgap: bool = False  # also copied into the ISO's airgap bundle

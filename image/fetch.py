@@ -41,6 +41,9 @@ def fetch(url: str, sha256: str, cache_dir: Path, *, sess: requests.Session | No
     part = cache_dir / f"{sha256}.part"
     if url.startswith("file://"):
         src = Path(url[len("file://"):])
+        mirror = os.environ.get("HCIOS_THIRD_PARTY")
+        if not src.is_file() and mirror:  # the project's third-party sources, moved: same name, same sha256
+            src = Path(mirror) / src.name
         if not src.is_file():
             raise FetchError(f"{url}: no such file")
         with src.open("rb") as fin, part.open("wb") as fout:

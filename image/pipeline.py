@@ -18,6 +18,7 @@ from .fetch import FetchError, fetch, session
 from .manifest import write_manifest
 from .profile import Profile
 from .registry import pull_image
+from .spdk import build_spdk
 from .stages.base import BuildContext, Stage
 from .stages.bootstrap_debian import bootstrap_debian
 from .stages.bootstrap_dnf import bootstrap_dnf
@@ -84,7 +85,10 @@ def plan(ctx: BuildContext) -> list[Stage]:
                                                              "python_packages": p.python_packages},
               inputs=node_inputs(ctx.repo_root)),
         Stage("components", place_components,
-              options={"components": [{**c.identity(), "present": c.name in ctx.fetched}
+              options={"components": [{**c.identity(), "present": c.name in ctx.fetched,
+                                       # a built component: its cache id (tarball, recipe, DPDK, arch)
+                                       "build": ctx.fetched[c.name].name if c.kind == "spdk-source"
+                                       and c.name in ctx.fetched else None}
                                       for c in p.components]}),
         Stage("overlay", apply_overlay, inputs={"overlay": tree_digest(p.overlay) if p.overlay else ""}),
         Stage("finalize", finalize, options={"version": ctx.version, "epoch": ctx.epoch,
@@ -110,6 +114,11 @@ def fetch_components(profile: Profile, cache: StageCache, progress: Progress, *,
         try:
             if comp.kind == "oci-image":
                 got[comp.name] = pull_image(comp.url, comp.sha256, cache.downloads)
+            elif comp.kind == "spdk-source":
+                tarball = fetch(comp.url, comp.sha256, cache.downloads, sess=sess)
+                progress.start(f"build {comp.name}", detail=f"{comp.version} (cached by content)")
+                got[comp.name] = build_spdk(tarball, comp.sha256, cache.root)
+                progress.done(f"build {comp.name}")
             else:
                 got[comp.name] = fetch(comp.url, comp.sha256, cache.downloads, sess=sess)
         except DigestMismatch as exc:

@@ -305,7 +305,14 @@ class Install:
             "slot_bytes": self.layout.slot_bytes, "device": self.disk.path,
             "installed_at": int(time.time()), "disk_guid": self.identity.disk_guid,
             "partuuids": self.identity.partuuids,
+            # the storage agent claims this disk by its stable name, never by a match run again
+            "data_device": self._data_name(),
         })
+
+    def _data_name(self) -> str | None:
+        if self.data_disk is None:
+            return None
+        return (blockdev.stable_names(self.data_disk.path, self.ctx.dev_dir) or [self.data_disk.path])[0]
 
     # -- the whole run -----------------------------------------------------------------------
     def execute(self) -> InstallResult:

@@ -22,6 +22,8 @@ import yaml
 from iso.httpserve import serve_directory as iso_serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
+# the third-party sources (SPDK) when pytest runs without make
+os.environ.setdefault("HCIOS_THIRD_PARTY", str(REPO.parent / "shared" / "third_party"))
 
 
 @dataclass
@@ -80,14 +82,16 @@ def make_test_components(www: Path) -> dict[str, bytes]:
 
 
 def write_test_profile(dest: Path, server_url: str, artifacts: dict[str, bytes]) -> Path:
-    """The default profile with its lock file pointed at the loopback server's artifacts."""
+    """The default profile with its lock file pointed at the loopback server's artifacts; the
+    components built from source here (SPDK, from the third-party sources) are kept as pinned."""
     shutil.copytree(DEFAULT_PROFILE_DIR, dest, dirs_exist_ok=True)
     kinds = {"k3s": ("binary", "/usr/local/bin/k3s", "0755", False),
              "k3s-airgap-images-amd64.tar": ("image-archive",
                                              "/usr/share/hcios/images/k3s-airgap-images-amd64.tar", "0644", True),
              "kubevirt-operator.yaml": ("manifest", "/usr/share/hcios/manifests/kubevirt-operator.yaml", "0644",
                                         False)}
-    comps = []
+    real = yaml.safe_load((DEFAULT_PROFILE_DIR / "components.lock.yaml").read_text())["components"]
+    comps = [c for c in real if c["kind"] == "spdk-source"]
     for name, data in artifacts.items():
         kind, target, mode, airgap = kinds[name]
         comps.append({"name": name.split(".")[0].replace("-amd64", ""), "version": "v0.0.0-test",

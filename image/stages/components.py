@@ -18,7 +18,13 @@ def place_components(ctx: BuildContext, base: Path | None, out: Path) -> None:
             continue
         dest = root / comp.dest.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-        dest.chmod(int(comp.mode, 8))
+        if src.is_dir():  # a built component (spdk-source): its bin/ and what it needs at run time
+            shutil.copytree(src / "bin", dest / "bin", dirs_exist_ok=True)
+            shutil.copyfile(src / "RUNTIME-DEBS", dest / "RUNTIME-DEBS")
+            for f in (dest / "bin").iterdir():
+                f.chmod(0o755)
+        else:
+            shutil.copyfile(src, dest)
+            dest.chmod(int(comp.mode, 8))
         placed.append({**comp.as_dict(), "status": "included"})
     (out / "components.json").write_text(json.dumps(placed, indent=1, sort_keys=True))

@@ -1,34 +1,63 @@
 """``hci-storage-agent``: claim the data disk, restore the exports, serve the local API.
 
-On a node it reads the node config (``install.data_device``) and talks to the SPDK target of
-``hci-spdk-tgt.service``; every option can be given instead (the tests run it on the host
-against an ``nvmf_tgt`` they start, on a file as the disk)."""
+On a node it claims the data disk the installer resolved (``data_device`` in install.json on
+hci-oem: a stable /dev/disk/by-id name, never a match run again) and talks to the SPDK target of
+``hci-spdk-tgt.service``; systemd passes the API socket (``hci-storage.socket``: the agent
+starts on first use, and at boot when something is exported). Every option can be given
+instead (the tests run it on the host against an ``nvmf_tgt`` they start, on a file)."""
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from hcicore.config import load_config_file
 from hcicore.errors import HciError
-from hcicore.layout import OEM_MOUNT, OEM_NODE_CONFIG
+from hcicore.layout import OEM_INSTALL_INFO, OEM_MOUNT
 
 from .api import DEFAULT_SOCKET, serve
 from .spdk import SpdkBackend
 from .state import DEFAULT_PATH, State
 
-SPDK_SOCKET = "/var/tmp/spdk.sock"
+SPDK_SOCKET = "/run/hcios/spdk.sock"
 NQN_DOMAIN = "nqn.2024-12.io.hcios"
+SPDK_WAIT = 60.0  # seconds for the target's RPC socket to appear (hci-spdk-tgt.service starting)
 
 
-def _data_device(config: Path) -> Path:
-    cfg = load_config_file(config)
-    if not cfg.install.data_device:
-        raise HciError(f"{config}: install.data_device is not set: this node has no disk for volumes")
-    return Path(cfg.install.data_device)
+def _data_device(info: Path) -> Path:
+    try:
+        device = json.loads(info.read_text()).get("data_device")
+    except (OSError, ValueError) as err:
+        raise HciError(f"{info}: cannot read the install record ({err})") from None
+    if not device:
+        raise HciError(f"{info}: no data_device: this node was installed without install.data_device, "
+                       "so it has no disk for volumes")
+    return Path(device)
+
+
+def _client(path: str):  # noqa: ANN202  (spdk's client)
+    from spdk.rpc.client import JSONRPCClient, JSONRPCException  # noqa: PLC0415
+
+    deadline = time.monotonic() + SPDK_WAIT
+    while True:
+        try:
+            return JSONRPCClient(path, timeout=120.0)
+        except (JSONRPCException, OSError) as err:
+            if time.monotonic() > deadline:
+                raise HciError(f"no SPDK target answers on {path}: {str(err).strip()}") from None
+            time.sleep(0.5)
+
+
+def _activated_socket() -> socket.socket | None:
+    """The listening socket systemd passed (socket activation), if any."""
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS") == "1":
+        return socket.socket(fileno=3)
+    return None
 
 
 @click.command("hci-storage-agent")
@@ -42,19 +71,14 @@ def _data_device(config: Path) -> Path:
 def main(device: Path | None, spdk_socket: str, api_socket: Path, state_path: Path, listen: str,
          nqn_prefix: str | None) -> None:
     """Run the storage agent in the foreground."""
-    from spdk.rpc.client import JSONRPCClient, JSONRPCException  # noqa: PLC0415
-
     try:
-        device = device or _data_device(Path(OEM_MOUNT) / OEM_NODE_CONFIG)
+        device = device or _data_device(Path(OEM_MOUNT) / OEM_INSTALL_INFO)
         address, _, port = listen.rpartition(":")
-        try:
-            client = JSONRPCClient(spdk_socket, timeout=120.0)
-        except (JSONRPCException, OSError) as err:
-            raise HciError(f"no SPDK target answers on {spdk_socket}: {str(err).strip()}") from None
+        client = _client(spdk_socket)
         backend = SpdkBackend(client, device, State(state_path), address=address.strip("[]"), port=int(port),
                               nqn_prefix=nqn_prefix or f"{NQN_DOMAIN}:{socket.gethostname()}")
         click.echo(f"hci-storage-agent: {backend.claim()}", err=True)
-        server = serve(backend, api_socket)
+        server = serve(backend, api_socket, _activated_socket())
     except HciError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

@@ -77,9 +77,15 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, ops: dict[str, Callable[[dict[str, Any]], Any]]):
+    def __init__(self, path: Path, ops: dict[str, Callable[[dict[str, Any]], Any]],
+                 activated: socket.socket | None = None):
         self.ops = ops
         self.lock = threading.Lock()
+        if activated is not None:  # systemd made and bound it (hci-storage.socket, 0600)
+            super().__init__(str(path), _Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = activated
+            return
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         if path.is_socket():
             path.unlink()  # a stale socket of an agent that is gone
@@ -90,9 +96,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             os.umask(old)
 
 
-def serve(backend: Backend, path: Path = DEFAULT_SOCKET) -> _Server:
-    """Bind the API socket (0600); the caller runs ``serve_forever``."""
-    return _Server(path, operations(backend))
+def serve(backend: Backend, path: Path = DEFAULT_SOCKET, activated: socket.socket | None = None) -> _Server:
+    """Bind the API socket (0600), or take the one systemd passed; the caller runs ``serve_forever``."""
+    return _Server(path, operations(backend), activated)
 
 
 class ApiError(HciError):

@@ -12,6 +12,8 @@ from hcicore.errors import HciError
 from hcicore.files import write_atomic
 
 DEFAULT_PATH = Path("/var/lib/hcios/storage/state.json")
+# present while something is exported: hci-storage-boot.service starts the agent at boot then
+SERVING = "serving"
 VERSION = 1
 
 
@@ -35,3 +37,8 @@ class State:
         doc = {"version": VERSION, "exports": self.exports, "origins": self.origins}
         write_atomic(self.path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode(),
                      mode=0o600, dir_mode=0o700)
+        marker = self.path.parent / SERVING
+        if self.exports:
+            marker.touch(mode=0o600)
+        else:
+            marker.unlink(missing_ok=True)

@@ -196,6 +196,8 @@ def test_bad_requests_exit_2_and_name_the_field(rig: Rig) -> None:
 
 def test_state_survives_restarts_of_the_agent_and_the_target(rig: Rig) -> None:
     before = (rig.ok("volume", "list"), rig.ok("snapshot", "list"), rig.ok("export", "list"))
+    assert (rig.work / "serving").exists()  # hci-storage-boot.service starts the agent at boot
+    assert oct(rig.state.stat().st_mode & 0o777) == "0o600"
     rig.stop("agent")
     rig.start_agent()
     assert (rig.ok("volume", "list"), rig.ok("snapshot", "list"), rig.ok("export", "list")) == before
@@ -216,6 +218,7 @@ def test_state_survives_restarts_of_the_agent_and_the_target(rig: Rig) -> None:
     rig.ok("volume", "delete", "clone1")
     rig.ok("export", "remove", "vol1")
     assert rig.ok("export", "list") == []
+    assert not (rig.work / "serving").exists()
     assert rig.identify(nqn, HOST_OK).returncode != 0
 
 

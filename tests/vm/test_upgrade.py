@@ -9,11 +9,13 @@ every upgrade, trial and rollback of node2 runs under Secure Boot. The tests run
 
 1. both come up on 0.1.0, each from its own disk; node1's cluster token is private, it holds its
    VIP, and a VIP moves between two keepalived servers in network namespaces inside it;
+   node2's storage agent serves a volume over NVMe/TCP to nvme-cli in a second namespace;
 2. node1 edits /etc and /var;
 3. node1 applies 0.2.0 three times, and loses power mid-download, mid-write and after the write
    (before the boot state): each time it comes back on slot A with its config and data;
 4. `hci upgrade-cluster` upgrades node1 (power cut during its trial boot) and then node2;
 5. node1 runs 0.2.0 from slot B, marked good, edits and data kept, unedited files updated;
+   node2's volumes, snapshot and clone are intact after its reboots and upgrade;
 6. bad artifacts are refused with nothing written: changed byte, wrong signature, too big, older;
 7. 0.3.0 (a failing health check) with a power cut between the two boot state copies comes back
    to 0.2.0 on its own, and is refused the next time;
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from . import platform_checks
+from . import platform_checks, storage_checks
 from .nodes import HOSTNAME, Installed, host_for
 from .upgrade_rig import BOOT, FOREIGN_MARK, HCI, Node, World, foreign_install, publish_all, steps
 
@@ -53,7 +55,9 @@ def world(installed_disk: Installed, artifacts, upgrade_images, signing_key: Pat
         foreign = lab.create_disk("node1-foreign", backing=foreign_base)
         n1 = Node.start(lab, "node1", [lab.create_disk("node1", backing=installed_disk.disk), foreign],
                         installed_disk.key)
-        n2 = Node.start(lab, "node2", [lab.create_disk("node2", backing=installed_disk.disk)], installed_disk.key,
+        # node2's second disk is a blank data disk: install.json names it (virtio-hcios-vdb)
+        n2 = Node.start(lab, "node2", [lab.create_disk("node2", backing=installed_disk.disk),
+                                       lab.create_disk("node2-data", "2G")], installed_disk.key,
                         firmware="uefi-secboot")
         n1.wait_up(0, slot="a")
         n2.wait_up(0, slot="a")
@@ -120,6 +124,11 @@ def test_01a_platform_token_and_vip(world: World) -> None:
     platform_checks.token_is_private(world.n1)
     platform_checks.holds_its_vip(world.n1)
     platform_checks.vip_moves_when_the_first_server_stops(world.n1)
+
+
+def test_01b_node2_storage_over_nvme_tcp(world: World) -> None:
+    """node2's storage agent (SPDK engine) on its data disk, used with hci storage and nvme-cli."""
+    world.notes["volume_sha"] = storage_checks.round_trip(world.n2)
 
 
 def test_02_node1_edits_etc_and_var(world: World) -> None:
@@ -211,6 +220,11 @@ def test_05_node1_runs_0_2_0_with_its_config_and_data(world: World) -> None:
     assert [c["path"] for c in doc["etc_conflicts"]] == ["/etc/motd"]
     doc2 = world.n2.status()
     assert (doc2["booted"], doc2["good"], doc2["slots"]["b"]["version"]) == ("b", "b", "0.2.0")
+
+
+def test_05a_node2_volumes_survived_reboots_and_the_upgrade(world: World) -> None:
+    assert world.n2.status()["slots"]["b"]["version"] == "0.2.0"
+    storage_checks.intact(world.n2, world.notes["volume_sha"])
 
 
 def test_06_bad_artifacts_are_refused_with_nothing_written(world: World) -> None:

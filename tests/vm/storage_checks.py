@@ -1,0 +1,102 @@
+"""The storage agent on an installed node (node2 of test_upgrade.py, which has a blank data
+disk): `hci storage` creates, exports, snapshots and clones through the agent, started by socket
+activation, and its SPDK engine; nvme-cli in a second network namespace connects over NVMe/TCP,
+writes and reads back; a host NQN not on the allow-list is refused. Later, after reboots and an
+hci-upgrade, the volumes and their bytes are still there."""
+from __future__ import annotations
+
+import json
+
+from .upgrade_rig import Node
+
+HOST_OK = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555"
+HOST_BAD = "nqn.2014-08.org.nvmexpress:uuid:99999999-2222-3333-4444-555555555555"
+TARGET = "192.168.78.1"
+
+SETUP = f"""set -e
+modprobe nvme-tcp
+ip netns add ini 2>/dev/null || true
+ip link show st0 >/dev/null 2>&1 || {{
+  ip link add st0 type veth peer name st1 netns ini
+  ip addr add {TARGET}/24 dev st0; ip link set st0 up
+  ip -n ini addr add 192.168.78.2/24 dev st1; ip -n ini link set st1 up; ip -n ini link set lo up
+}}
+mkdir -p /run/st
+"""
+
+# connect from the initiator namespace, wait for the namespace's block device, print its path
+CONNECT = """set -e
+ip netns exec ini nvme connect -t tcp -a {target} -s 4420 -n {nqn} --hostnqn {host} >&2
+for i in $(seq 60); do
+  for s in /sys/class/nvme-subsystem/*; do
+    [ "$(cat $s/subsysnqn 2>/dev/null)" = "{nqn}" ] || continue
+    for b in $s/nvme*n*; do [ -b /dev/$(basename $b) ] && {{ echo /dev/$(basename $b); exit 0; }}; done
+  done
+  sleep 0.5
+done
+echo "no block device for {nqn}" >&2; exit 1
+"""
+
+
+def hci(node: Node, *args: str) -> object:
+    return json.loads(node.ssh(f"hci storage {' '.join(args)} --json", timeout=300)[1])
+
+
+def _connect(node: Node, nqn: str, host: str = HOST_OK) -> str:
+    return node.ssh(CONNECT.format(target=TARGET, nqn=nqn, host=host), timeout=120)[1].strip()
+
+
+def _read_sha(node: Node, nqn: str) -> str:
+    dev = _connect(node, nqn)
+    try:
+        return node.ssh(f"dd if={dev} bs=1M count=1 iflag=direct status=none | sha256sum")[1].split()[0]
+    finally:
+        node.ssh(f"nvme disconnect -n {nqn}")
+
+
+def _stop(node: Node) -> None:
+    node.ssh("systemctl stop hci-storage.service")
+    _, out, _ = node.ssh("systemctl is-active hci-storage.service hci-spdk-tgt.service", check=False)
+    assert out.split() == ["inactive", "inactive"], out  # the engine stops with the agent
+
+
+def round_trip(node: Node) -> str:
+    """Volume, export, write and read back over NVMe/TCP, refusal, snapshot, clone; returns the
+    sha256 of the 1 MiB written (exports are removed again, so nothing runs at the next boots)."""
+    node.ssh(SETUP)
+    vol = hci(node, "volume", "create", "vol1", "--size", "64M")
+    assert (vol["name"], vol["kind"], vol["size"]) == ("vol1", "volume", 64 << 20), vol
+    _, units, _ = node.ssh("systemctl is-active hci-storage.service hci-spdk-tgt.service", check=False)
+    assert units.split() == ["active", "active"]  # started by the first request on the socket
+    nqn = hci(node, "export", "add", "vol1", "--host", HOST_OK)["nqn"]
+    dev = _connect(node, nqn)
+    try:
+        sha = node.ssh(f"head -c 1048576 /dev/urandom > /run/st/pattern && dd if=/run/st/pattern of={dev} bs=1M "
+                       "oflag=direct status=none && sha256sum < /run/st/pattern")[1].split()[0]
+        back = node.ssh(f"dd if={dev} bs=1M count=1 iflag=direct status=none | sha256sum")[1].split()[0]
+        assert back == sha
+    finally:
+        node.ssh(f"nvme disconnect -n {nqn}")
+    rc, _, err = node.ssh(f"ip netns exec ini nvme connect -t tcp -a {TARGET} -s 4420 -n {nqn} --hostnqn {HOST_BAD}",
+                          check=False)
+    assert rc != 0, "a host NQN not on the allow-list connected"
+    assert hci(node, "snapshot", "create", "vol1", "snap1")["kind"] == "snapshot"
+    assert hci(node, "volume", "clone", "snap1", "clone1")["parent"] == "snap1"
+    cnqn = hci(node, "export", "add", "clone1", "--host", HOST_OK)["nqn"]
+    assert _read_sha(node, cnqn) == sha  # the clone holds the volume's bytes as of the snapshot
+    for name in ("clone1", "vol1"):
+        node.ssh(f"hci storage export remove {name}")
+    _stop(node)
+    return sha
+
+
+def intact(node: Node, sha: str) -> None:
+    """After reboots and an upgrade: the agent finds the volume store, the volumes are there and
+    vol1 reads back the bytes written before."""
+    node.ssh(SETUP)
+    assert [v["name"] for v in hci(node, "volume", "list")] == ["clone1", "vol1"]
+    assert [(s["name"], s["parent"]) for s in hci(node, "snapshot", "list")] == [("snap1", "vol1")]
+    nqn = hci(node, "export", "add", "vol1", "--host", HOST_OK)["nqn"]
+    assert _read_sha(node, nqn) == sha
+    node.ssh("hci storage export remove vol1")
+    _stop(node)
