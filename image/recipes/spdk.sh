@@ -31,6 +31,10 @@ touch isa-l/autogen.sh
 sed -i -e 's/^CONFIG_IPSEC_MB?=y/CONFIG_IPSEC_MB?=n/' -e 's/^CONFIG_ISAL_CRYPTO?=y/CONFIG_ISAL_CRYPTO?=n/' \
        -e 's/^CONFIG_ISAL?=y/CONFIG_ISAL?=n/' -e 's/^CONFIG_SHARED?=y/CONFIG_SHARED?=n/' mk/config.mk
 MK=(DPDK_PRIVATE_LINKER_ARGS="-lnuma -ldl -lbsd -lfdt")
+# no build path in the binaries (__FILE__ in headers): the same tarball gives the same bytes
+# wherever it is built, so the squashfs stays reproducible (configure put DPDK's pkg-config
+# flags in mk/cc.flags.mk as `CFLAGS?=`: append there, an environment CFLAGS would replace them)
+echo "CFLAGS += -ffile-prefix-map=$PWD=spdk" >> mk/cc.flags.mk
 make -j"$(nproc)" "${MK[@]}"
 for e in identify perf hello_world; do make -j"$(nproc)" -C examples/nvme/$e "${MK[@]}"; done
 

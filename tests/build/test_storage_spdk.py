@@ -64,7 +64,7 @@ class Rig:
                                     stdout=log, stderr=subprocess.STDOUT)
         self._wait(lambda: self.rpc.is_socket(), self.tgt, "nvmf_tgt's RPC socket")
 
-    def start_agent(self) -> subprocess.CompletedProcess | None:
+    def start_agent(self) -> None:
         log = (self.work / "agent.log").open("ab")
         self.api.unlink(missing_ok=True)
         self.agent = subprocess.Popen(
@@ -72,7 +72,6 @@ class Rig:
              "--api-socket", str(self.api), "--state", str(self.state), "--listen", f"127.0.0.1:{self.port}",
              "--nqn-prefix", "nqn.2024-12.io.hcios:test"], stdout=log, stderr=subprocess.STDOUT)
         self._wait(lambda: self.api.is_socket(), self.agent, "the agent's API socket")
-        return None
 
     def _wait(self, ready, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

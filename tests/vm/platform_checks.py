@@ -14,7 +14,7 @@ from .nodes import CLUSTER_TOKEN, VIP
 from .upgrade_rig import Node
 
 # where a node may keep the token: owner-only files (cloud-init keeps the user-data it ran)
-SEARCHED = "/etc /var /run /root /home /tmp /usr/local"
+SEARCHED = "/etc /var /run /run/hci/oem /root /home /tmp /usr/local"
 FAILOVER_VIP = "192.168.77.100"
 # openssl passwd -6 -salt hcitestsalt example (the configs need a login credential)
 HASH = "$6$hcitestsalt$bJ6gTAlU8ufOEKeCtJz0qkjPE27MTsbqK5W4jkavcs2wh9WYM7H6Giayijy/xBX0A9NgLiYubz5BLmBLQQl9i0"
