@@ -32,6 +32,9 @@ class VMSpec:
     serial_log: Path
     memory_mib: int = 2048
     vcpus: int = 2
+    # TCG's default qemu64 lacks SSE4.2 and POPCNT (x86-64-v2), which every server since 2008 has
+    # and which the SPDK engine and OVS-DPDK are built for: the lab's machines are Nehalem
+    cpu_model: str | None = "Nehalem"
     firmware: Firmware = "bios"
     nvram: Path | None = None            # per-VM copy of OVMF_VARS (uefi) or OVMF_VARS_MS (uefi-secboot)
     cdrom: Path | None = None
@@ -99,6 +102,9 @@ def domain_xml(spec: VMSpec) -> str:
     _sub(root, "name", spec.name)
     _sub(root, "memory", str(spec.memory_mib), unit="MiB")
     _sub(root, "vcpu", str(spec.vcpus))
+    if spec.cpu_model:
+        cpu = _sub(root, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", spec.cpu_model, fallback="forbid")
     _os(root, spec)
     features = _sub(root, "features")
     _sub(features, "acpi")
