@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from hcicore.command import run
 from hcicore.errors import HciError
 from hcicore.layout import OEM_INSTALL_INFO, OEM_MOUNT
 
@@ -38,6 +39,20 @@ def _data_device(info: Path) -> Path:
         raise HciError(f"{info}: no data_device: this node was installed without install.data_device, "
                        "so it has no disk for volumes")
     return Path(device)
+
+
+def _management_address() -> str:
+    """The first IPv4 address of the device with the default route (the management network)."""
+    from node_services.vip import default_route_device  # noqa: PLC0415
+
+    device = default_route_device()
+    addrs = json.loads(run(["ip", "-j", "-4", "addr", "show", "dev", device]).stdout or "[]")
+    for entry in addrs:
+        for info in entry.get("addr_info", []):
+            if info.get("scope") == "global":
+                return str(info["local"])
+    raise HciError(f"{device} has no IPv4 address to serve NVMe/TCP on: give --listen ADDRESS:PORT "
+                   "(HCI_STORAGE_ARGS in /etc/hcios/storage.env)")
 
 
 def _client(path: str):  # noqa: ANN202  (spdk's client)
@@ -66,14 +81,15 @@ def _activated_socket() -> socket.socket | None:
 @click.option("--spdk-socket", default=SPDK_SOCKET, show_default=True, help="The SPDK target's RPC socket.")
 @click.option("--api-socket", type=click.Path(path_type=Path), default=DEFAULT_SOCKET, show_default=True)
 @click.option("--state", "state_path", type=click.Path(path_type=Path), default=DEFAULT_PATH, show_default=True)
-@click.option("--listen", default="0.0.0.0:4420", show_default=True, help="NVMe/TCP listener ADDRESS:PORT.")
+@click.option("--listen", help="NVMe/TCP listener ADDRESS:PORT (default: the address of the device with the "
+              "default route, port 4420; SPDK serves a subsystem only at its listener's own address).")
 @click.option("--nqn-prefix", help=f"Subsystem NQN prefix (default: {NQN_DOMAIN}:<hostname>).")
-def main(device: Path | None, spdk_socket: str, api_socket: Path, state_path: Path, listen: str,
+def main(device: Path | None, spdk_socket: str, api_socket: Path, state_path: Path, listen: str | None,
          nqn_prefix: str | None) -> None:
     """Run the storage agent in the foreground."""
     try:
         device = device or _data_device(Path(OEM_MOUNT) / OEM_INSTALL_INFO)
-        address, _, port = listen.rpartition(":")
+        address, _, port = (listen or f"{_management_address()}:4420").rpartition(":")
         client = _client(spdk_socket)
         backend = SpdkBackend(client, device, State(state_path), address=address.strip("[]"), port=int(port),
                               nqn_prefix=nqn_prefix or f"{NQN_DOMAIN}:{socket.gethostname()}")

@@ -6,6 +6,7 @@ hci-upgrade, the volumes and their bytes are still there."""
 from __future__ import annotations
 
 import json
+import time
 
 from .upgrade_rig import Node
 
@@ -22,6 +23,8 @@ ip link show st0 >/dev/null 2>&1 || {{
   ip -n ini addr add 192.168.78.2/24 dev st1; ip -n ini link set st1 up; ip -n ini link set lo up
 }}
 mkdir -p /run/st
+# SPDK serves a subsystem only at its listener's own address: listen where the initiator is
+mkdir -p /etc/hcios && echo 'HCI_STORAGE_ARGS=--listen {TARGET}:4420' > /etc/hcios/storage.env
 """
 
 # connect from the initiator namespace, wait for the namespace's block device, print its path
@@ -38,8 +41,10 @@ echo "no block device for {nqn}" >&2; exit 1
 """
 
 
-def hci(node: Node, *args: str) -> object:
-    return json.loads(node.ssh(f"hci storage {' '.join(args)} --json", timeout=300)[1])
+def hci(node: Node, *args: str, tool: str = "hci-storage") -> object:
+    """``hci-storage`` (the same commands as ``hci storage``, loading only them: under TCG
+    ``hci`` takes some 20 s to start)."""
+    return json.loads(node.ssh(f"{tool} {' '.join(args)} --json", timeout=300)[1])
 
 
 def _connect(node: Node, nqn: str, host: str = HOST_OK) -> str:
@@ -56,15 +61,20 @@ def _read_sha(node: Node, nqn: str) -> str:
 
 def _stop(node: Node) -> None:
     node.ssh("systemctl stop hci-storage.service")
-    _, out, _ = node.ssh("systemctl is-active hci-storage.service hci-spdk-tgt.service", check=False)
-    assert out.split() == ["inactive", "inactive"], out  # the engine stops with the agent
+    deadline = time.monotonic() + 60
+    while True:  # the engine stops with the agent (StopWhenUnneeded: asynchronously)
+        _, out, _ = node.ssh("systemctl is-active hci-storage.service hci-spdk-tgt.service", check=False)
+        if out.split() == ["inactive", "inactive"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert out.split() == ["inactive", "inactive"], out
 
 
 def round_trip(node: Node) -> str:
     """Volume, export, write and read back over NVMe/TCP, refusal, snapshot, clone; returns the
     sha256 of the 1 MiB written (exports are removed again, so nothing runs at the next boots)."""
     node.ssh(SETUP)
-    vol = hci(node, "volume", "create", "vol1", "--size", "64M")
+    vol = hci(node, "volume", "create", "vol1", "--size", "64M", tool="hci storage")
     assert (vol["name"], vol["kind"], vol["size"]) == ("vol1", "volume", 64 << 20), vol
     _, units, _ = node.ssh("systemctl is-active hci-storage.service hci-spdk-tgt.service", check=False)
     assert units.split() == ["active", "active"]  # started by the first request on the socket
@@ -84,8 +94,7 @@ def round_trip(node: Node) -> str:
     assert hci(node, "volume", "clone", "snap1", "clone1")["parent"] == "snap1"
     cnqn = hci(node, "export", "add", "clone1", "--host", HOST_OK)["nqn"]
     assert _read_sha(node, cnqn) == sha  # the clone holds the volume's bytes as of the snapshot
-    for name in ("clone1", "vol1"):
-        node.ssh(f"hci storage export remove {name}")
+    node.ssh("hci-storage export remove clone1 && hci-storage export remove vol1")
     _stop(node)
     return sha
 
@@ -98,5 +107,5 @@ def intact(node: Node, sha: str) -> None:
     assert [(s["name"], s["parent"]) for s in hci(node, "snapshot", "list")] == [("snap1", "vol1")]
     nqn = hci(node, "export", "add", "vol1", "--host", HOST_OK)["nqn"]
     assert _read_sha(node, nqn) == sha
-    node.ssh("hci storage export remove vol1")
+    node.ssh("hci-storage export remove vol1")
     _stop(node)
