@@ -33,17 +33,17 @@ def operations(b: Backend) -> dict[str, Callable[[dict[str, Any]], Any]]:
     def dicts(items: list[Any]) -> list[dict[str, Any]]:
         return [i.to_dict() for i in items]
 
-    def delete(args: dict[str, Any]) -> None:
-        b.delete(check_name("name", args["name"]))
+    def delete(kind: str) -> Callable[[dict[str, Any]], None]:
+        return lambda a: b.delete(check_name("name", a["name"]), kind)
 
     return {
         "volume.list": lambda a: dicts([v for v in b.volumes() if v.kind != "snapshot"]),
         "volume.create": lambda a: b.create_volume(check_name("name", a["name"]), parse_size(a["size"])).to_dict(),
-        "volume.delete": delete,
+        "volume.delete": delete("volume"),
         "volume.clone": lambda a: b.clone(check_name("snapshot", a["snapshot"]), check_name("name", a["name"])).to_dict(),
         "snapshot.list": lambda a: dicts([v for v in b.volumes() if v.kind == "snapshot"]),
         "snapshot.create": lambda a: b.snapshot(check_name("volume", a["volume"]), check_name("name", a["name"])).to_dict(),
-        "snapshot.delete": delete,
+        "snapshot.delete": delete("snapshot"),
         "export.list": lambda a: dicts(b.exports()),
         "export.add": lambda a: b.export(check_name("volume", a["volume"]), _hosts(a)).to_dict(),
         "export.remove": lambda a: b.unexport(check_name("volume", a["volume"])),

@@ -18,8 +18,9 @@ class Backend(Protocol):
 
     def create_volume(self, name: str, size: int) -> Volume: ...
 
-    def delete(self, name: str) -> None:
-        """Delete a volume, snapshot or clone (refused while it is exported)."""
+    def delete(self, name: str, kind: str | None = None) -> None:
+        """Delete a volume, snapshot or clone (refused while it is exported, and when ``kind``,
+        "volume" or "snapshot", is not what ``name`` is)."""
 
     def snapshot(self, volume: str, name: str) -> Volume: ...
 

@@ -44,6 +44,7 @@ class SpdkBackend:
         self.state = state
         self.address, self.port = address, port
         self.nqn_prefix = nqn_prefix
+        self.warnings: list[str] = []
 
     # ---- the engine ---------------------------------------------------------------------------
     def _call(self, method: str, **params: Any) -> Any:
@@ -69,10 +70,12 @@ class SpdkBackend:
         if head.startswith(SPDK_MAGIC):
             return "an SPDK blobstore that did not load as an lvstore"
         probe = subprocess.run(["blkid", "-p", "-o", "export", str(self.device)], capture_output=True, text=True)
+        if probe.returncode == 2:  # blkid: nothing found; anything else is not "blank"
+            return None
         if probe.returncode == 0:
             kind = dict(line.split("=", 1) for line in probe.stdout.splitlines() if "=" in line)
             return f"a {kind.get('TYPE') or kind.get('PTTYPE') or 'known'} signature"
-        return None
+        return f"something blkid cannot name (exit {probe.returncode}: {probe.stderr.strip() or 'ambiguous'})"
 
     def claim(self) -> str:
         done = []
@@ -99,7 +102,7 @@ class SpdkBackend:
         restored = self._restore()
         if restored:
             done.append(f"restored {restored} export(s)")
-        return "; ".join(done)
+        return "; ".join(done + self.warnings)
 
     def _restore(self) -> int:
         live = {s["nqn"] for s in self._call("nvmf_get_subsystems")}
@@ -108,8 +111,9 @@ class SpdkBackend:
         for volume, exp in sorted(self.state.exports.items()):
             if exp["nqn"] in live:
                 continue
-            if volume not in names:
-                raise EngineError(f"export of {volume} is recorded but the volume is gone")
+            if volume not in names:  # keep serving the others; export remove clears the record
+                self.warnings.append(f"export of {volume} is recorded but the volume is gone: not restored")
+                continue
             self._make_subsystem(volume, exp["nqn"], exp["hosts"])
             count += 1
         return count
@@ -151,8 +155,11 @@ class SpdkBackend:
         self._call("bdev_lvol_create", lvs_name=LVS, lvol_name=name, size=size, thin_provision=True)
         return self._get(name)
 
-    def delete(self, name: str) -> None:
-        self._get(name)
+    def delete(self, name: str, kind: str | None = None) -> None:
+        vol = self._get(name)
+        if kind == "snapshot" and vol.kind != "snapshot" or kind == "volume" and vol.kind == "snapshot":
+            raise Conflict(f"{name} is a {vol.kind}: delete it with hci storage "
+                           f"{'snapshot' if vol.kind == 'snapshot' else 'volume'} delete")
         if name in self.state.exports:
             raise Conflict(f"{name} is exported: hci storage export remove {name} first")
         self._call("bdev_lvol_delete", name=f"{LVS}/{name}")
@@ -215,9 +222,10 @@ class SpdkBackend:
 
     def unexport(self, volume: str) -> None:
         exp = self._exported(volume)
-        self._call("nvmf_delete_subsystem", nqn=exp["nqn"])
+        # revocations are recorded first: a crash before the engine call never restores the access
         del self.state.exports[volume]
         self.state.save()
+        self._call("nvmf_delete_subsystem", nqn=exp["nqn"])
 
     def allow(self, volume: str, host: str) -> Export:
         exp = self._exported(volume)
@@ -231,7 +239,7 @@ class SpdkBackend:
         exp = self._exported(volume)
         if host not in exp["hosts"]:
             raise NotFound(f"{host} is not on the allow-list of {volume}")
-        self._call("nvmf_subsystem_remove_host", nqn=exp["nqn"], host=host)
         exp["hosts"] = [h for h in exp["hosts"] if h != host]
-        self.state.save()
+        self.state.save()  # recorded first, as in unexport
+        self._call("nvmf_subsystem_remove_host", nqn=exp["nqn"], host=host)
         return self._export(volume)

@@ -66,7 +66,7 @@ class MemoryBackend:
         self.vols[name] = Volume(name, size, "volume")
         return self.vols[name]
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, kind: str | None = None) -> None:
         if name not in self.vols:
             raise NotFound(f"no volume named {name}")
         del self.vols[name]
