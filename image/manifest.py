@@ -43,8 +43,11 @@ def write_manifest(ctx: BuildContext, result: BuildResult, dirs: dict[str, Path]
         "profile_digest": ctx.profile.digest,
         "stages": result.stages,
         "artifacts": {name: artifact_entry(path, result.out) for name, path in sorted(result.artifacts.items())},
-        "components": [{"name": c["name"], "version": c["version"], "sha256": c["sha256"], "url": c["url"],
-                        "dest": c["dest"], "status": c["status"]} for c in comps],
+        # a built component (kind spdk-source): sha256 is its source tarball's; "build" is the
+        # build's cache id and "files" each installed binary's sha256
+        "components": [{"name": c["name"], "version": c["version"], "kind": c["kind"], "sha256": c["sha256"],
+                        "url": c["url"], "dest": c["dest"], "status": c["status"],
+                        **{k: c[k] for k in ("build", "files") if k in c}} for c in comps],
         "packages": json.loads((dirs["finalize"] / "packages.json").read_text()),
     }
     sources = dirs["bootstrap"] / APT_SOURCES

@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+from hcicore.digest import sha256_file
+
 from .base import BuildContext
 
 
@@ -19,10 +21,18 @@ def place_components(ctx: BuildContext, base: Path | None, out: Path) -> None:
         dest = root / comp.dest.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():  # a built component (spdk-source): its bin/ and what it needs at run time
+            # modes set here, not left to the umask: the squashfs must not depend on who built it
             shutil.copytree(src / "bin", dest / "bin", dirs_exist_ok=True)
             shutil.copyfile(src / "RUNTIME-DEBS", dest / "RUNTIME-DEBS")
-            for f in (dest / "bin").iterdir():
+            for d in (dest, dest / "bin"):
+                d.chmod(0o755)
+            (dest / "RUNTIME-DEBS").chmod(0o644)
+            files = {}
+            for f in sorted((dest / "bin").iterdir()):
                 f.chmod(0o755)
+                files[f"{comp.dest}/bin/{f.name}"] = sha256_file(f)
+            placed.append({**comp.as_dict(), "status": "included", "build": src.name, "files": files})
+            continue
         else:
             shutil.copyfile(src, dest)
             dest.chmod(int(comp.mode, 8))

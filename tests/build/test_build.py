@@ -68,6 +68,10 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
             assert comp["status"] == "included"
             if comp["kind"] != "spdk-source":
                 assert sha256_file(root / comp["dest"].lstrip("/")) == comp["sha256"]
+            else:  # built here from the pinned tarball: each binary's digest is in the manifest
+                assert {"/usr/lib/hcios/spdk/bin/nvmf_tgt", "/usr/lib/hcios/spdk/bin/spdk_tgt"} <= set(comp["files"])
+                for path, digest in comp["files"].items():
+                    assert sha256_file(root / path.lstrip("/")) == digest, path
         assert (root / "usr/local/bin/k3s").stat().st_mode & 0o111
         # the storage engine built from the pinned SPDK source runs on the image's own libraries
         for tool in ("nvmf_tgt", "spdk_tgt"):
