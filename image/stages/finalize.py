@@ -23,6 +23,10 @@ REMOVE_GLOBS = [
     "var/cache/apt/archives/lock",
     "var/lib/apt/lists/*",
     "var/lib/systemd/random-seed",
+    # nvme-cli's postinst makes a random host NQN and host id: every node would share them (and
+    # the squashfs would differ per build); without them nvme-cli derives them per machine
+    "etc/nvme/hostnqn",
+    "etc/nvme/hostid",
     "var/lib/systemd/catalog/database",
     "var/log/**/*.log",
     "var/log/apt/*",
