@@ -45,7 +45,7 @@ iso: venv
 	$(HCI) build $(PROFILE) --out $(OUT) --allow-missing-components
 
 test: venv
-	$(PYTEST) -v tests
+	$(PYTEST) -v --durations=25 tests
 
 test-unit: venv
 	$(PYTEST) -v -m unit tests

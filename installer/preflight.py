@@ -18,7 +18,9 @@ witness    1 GiB                 2 GiB               layout minimum         20 G
 The layout minimum is ARCHITECTURE.md section 3: hci-bios 1 MiB + hci-esp 300 MiB + hci-oem 256 MiB
 + two slots + 10 GiB for hci-persistent + 2 MiB of GPT and alignment. A slot is twice the image,
 at least 2 GiB (:func:`hcicore.layout.slot_bytes`). CPU virtualization (vmx/svm) is a ``fail`` for server and
-agent (they run VMs with KubeVirt) and a ``warn`` for a witness.
+agent (they run VMs with KubeVirt) and a ``warn`` for a witness or a node whose config asks for
+emulated VMs (``cluster.kubevirt_emulation``); the node warns again at each boot without ``/dev/kvm``
+(``node_services/platform.py``).
 """
 from __future__ import annotations
 
@@ -87,14 +89,17 @@ def _role(cfg: Mapping[str, Any]) -> str:
 
 def check_cpu(cfg: Mapping[str, Any], host: HostInfo) -> Check:
     role = _role(cfg)
-    severity: Severity = "warn" if role == "witness" else "fail"
+    # a witness runs no VMs; a node asked to emulate them (cluster.kubevirt_emulation) can do without
+    emulate = bool(_get(cfg, "cluster.kubevirt_emulation"))
+    severity: Severity = "warn" if role == "witness" or emulate else "fail"
     if host.virt_flags:
         return Check("cpu-virtualization", True, severity,
                      f"CPU has {', '.join(sorted(host.virt_flags))}")
     return Check("cpu-virtualization", False, severity,
                  "CPU reports no hardware virtualization (vmx or svm); VMs would be emulated",
                  path="install.role",
-                 fix="enable VT-x/AMD-V in the firmware, or set install.skip_checks: true")
+                 fix="enable VT-x/AMD-V in the firmware, or set cluster.kubevirt_emulation: true (labs) "
+                     "or install.skip_checks: true")
 
 
 def check_memory(cfg: Mapping[str, Any], host: HostInfo) -> Check:

@@ -67,11 +67,39 @@ def _deterministic_tar(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+# The k3s binary can't be had here. This stand-in takes its place in the image so the node's own
+# path runs for real (hci-platform's choice of unit, k3s.service as Type=notify, the health gate's
+# /readyz call): `k3s server|agent` records what a real k3s would read at start (its subcommand,
+# config file and the airgap archives it would import, by sha256) in /run/k3s-stand-in, tells
+# systemd it is ready and sleeps; `k3s kubectl get --raw /readyz` answers "ok".
+K3S_STAND_IN = b"""#!/bin/sh
+# k3s stand-in built by the test suite (tests/conftest.py), not k3s
+case "$1" in
+  --version|-v|version) echo 'k3s version v0.0.0-hcios-test (stand-in built by the test suite)' ;;
+  server|agent)
+    out=/run/k3s-stand-in
+    mkdir -p "$out"
+    echo "$*" > "$out/argv"
+    cp /etc/rancher/k3s/config.yaml "$out/config.yaml"
+    (cd /var/lib/rancher/k3s/agent/images && sha256sum -- *) > "$out/images.sha256"
+    exec python3 -c 'import os, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.connect("\\0" + addr[1:] if addr.startswith("@") else addr)
+sock.send(b"READY=1")
+while True:
+    time.sleep(3600)' ;;
+  kubectl) [ "$*" = "kubectl get --raw /readyz" ] && echo ok ;;
+  *) echo "k3s stand-in: $1 is not simulated" >&2; exit 1 ;;
+esac
+"""
+
+
 def make_test_components(www: Path) -> dict[str, bytes]:
     """Small stand-ins the tests build themselves for the components this host can't download:
     same kinds and destinations as the real lock file, their own sha256."""
     artifacts = {
-        "k3s": b"#!/bin/sh\necho 'k3s version v0.0.0-hcios-test (stand-in built by the test suite)'\n",
+        "k3s": K3S_STAND_IN,
         "k3s-airgap-images-amd64.tar": _deterministic_tar({"index.json": b'{"schemaVersion":2,"manifests":[]}',
                                                            "oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}),
         "kubevirt-operator.yaml": b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubevirt\n",

@@ -102,6 +102,7 @@ class Cluster:
     cluster_dns: str = "10.43.0.10"
     flannel_backend: str = "vxlan"
     vrrp_router_id: int | None = None
+    kubevirt_emulation: bool = False
 
 
 @dataclass

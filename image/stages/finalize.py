@@ -9,6 +9,7 @@ from hcicore.command import run
 
 from ..tree import clamp_mtimes
 from .base import BuildContext
+from .initramfs import PER_MACHINE_FILES
 from .node_services import vendored
 
 # Files that must be made per node at first boot, or that only record when the build ran.
@@ -23,10 +24,7 @@ REMOVE_GLOBS = [
     "var/cache/apt/archives/lock",
     "var/lib/apt/lists/*",
     "var/lib/systemd/random-seed",
-    # nvme-cli's postinst makes a random host NQN and host id: every node would share them (and
-    # the squashfs would differ per build); without them nvme-cli derives them per machine
-    "etc/nvme/hostnqn",
-    "etc/nvme/hostid",
+    *PER_MACHINE_FILES,  # nvme-cli's random host NQN and id (removed before dracut already)
     "var/lib/systemd/catalog/database",
     "var/log/**/*.log",
     "var/log/apt/*",

@@ -32,8 +32,19 @@ def _check_modules(root: Path, modules: list[str]) -> None:
                        "(install the package that ships them or remove them from the profile)")
 
 
+# Per-machine identities packages make at install time. nvme-cli's postinst writes a random host
+# NQN and host id (every node would share them), and dracut's nvmf module copies them into the
+# initramfs: they go before dracut runs (finalize removes them again, as a guard). Without them
+# nvme-cli derives both per machine (from the DMI product UUID).
+PER_MACHINE_FILES = ("etc/nvme/hostnqn", "etc/nvme/hostid")
+# dracut modules left out: nvmf is for booting the root from NVMe-oF, which hcios nodes never do
+OMIT_DRACUT_MODULES = ("nvmf",)
+
+
 def build_initramfs(ctx: BuildContext, base: Path | None, out: Path) -> None:
     root = out / "tree"
+    for rel in PER_MACHINE_FILES:
+        (root / rel).unlink(missing_ok=True)
     ours = ctx.repo_root / DRACUT_MODULES
     if ours.is_dir():
         run(["cp", "-a", "--no-preserve=ownership", f"{ours}/.", str(root / "usr/lib/dracut/modules.d")])
@@ -44,7 +55,7 @@ def build_initramfs(ctx: BuildContext, base: Path | None, out: Path) -> None:
     for stale in boot.glob("initrd.img-*"):
         stale.unlink()
     argv = ["dracut", "--force", "--no-hostonly", "--reproducible", "--no-hostonly-cmdline",
-            "--compress", "zstd", "--kver", kver]
+            "--compress", "zstd", "--kver", kver, "--omit", " ".join(OMIT_DRACUT_MODULES)]
     if modules:
         argv += ["--add", " ".join(modules)]
     if ctx.profile.initramfs_drivers:

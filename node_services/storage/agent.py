@@ -22,6 +22,7 @@ from hcicore.errors import HciError
 from hcicore.layout import OEM_INSTALL_INFO, OEM_MOUNT
 
 from .api import DEFAULT_SOCKET, serve
+from .kernel import KernelBackend
 from .spdk import SpdkBackend
 from .state import DEFAULT_PATH, State
 
@@ -78,23 +79,29 @@ def _activated_socket() -> socket.socket | None:
 @click.command("hci-storage-agent")
 @click.option("--device", type=click.Path(path_type=Path), help="The data disk (default: the node config's "
               "install.data_device).")
+@click.option("--backend", type=click.Choice(["spdk", "kernel"]), default="spdk", show_default=True,
+              help="The engine: SPDK's target, or the kernel's (LVM thin + nvmet) where no SPDK target runs.")
 @click.option("--spdk-socket", default=SPDK_SOCKET, show_default=True, help="The SPDK target's RPC socket.")
 @click.option("--api-socket", type=click.Path(path_type=Path), default=DEFAULT_SOCKET, show_default=True)
 @click.option("--state", "state_path", type=click.Path(path_type=Path), default=DEFAULT_PATH, show_default=True)
 @click.option("--listen", help="NVMe/TCP listener ADDRESS:PORT (default: the address of the device with the "
               "default route, port 4420; SPDK serves a subsystem only at its listener's own address).")
 @click.option("--nqn-prefix", help=f"Subsystem NQN prefix (default: {NQN_DOMAIN}:<hostname>).")
-def main(device: Path | None, spdk_socket: str, api_socket: Path, state_path: Path, listen: str | None,
+def main(device: Path | None, backend: str, spdk_socket: str, api_socket: Path, state_path: Path, listen: str | None,
          nqn_prefix: str | None) -> None:
     """Run the storage agent in the foreground."""
     try:
         device = device or _data_device(Path(OEM_MOUNT) / OEM_INSTALL_INFO)
         address, _, port = (listen or f"{_management_address()}:4420").rpartition(":")
-        client = _client(spdk_socket)
-        backend = SpdkBackend(client, device, State(state_path), address=address.strip("[]"), port=int(port),
-                              nqn_prefix=nqn_prefix or f"{NQN_DOMAIN}:{socket.gethostname()}")
-        click.echo(f"hci-storage-agent: {backend.claim()}", err=True)
-        server = serve(backend, api_socket, _activated_socket())
+        where = {"address": address.strip("[]"), "port": int(port),
+                 "nqn_prefix": nqn_prefix or f"{NQN_DOMAIN}:{socket.gethostname()}"}
+        engine: SpdkBackend | KernelBackend
+        if backend == "kernel":
+            engine = KernelBackend(device, State(state_path), **where)
+        else:
+            engine = SpdkBackend(_client(spdk_socket), device, State(state_path), **where)
+        click.echo(f"hci-storage-agent: {engine.name} engine: {engine.claim()}", err=True)
+        server = serve(engine, api_socket, _activated_socket())
     except HciError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from .model import Conflict, EngineError, Export, NotFound, Volume
+from .common import EngineBase, blank_device
+from .model import EngineError, Volume
 from .state import State
 
 BDEV = "hci-data"
@@ -35,16 +35,12 @@ def _rpc_message(err: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
-class SpdkBackend:
+class SpdkBackend(EngineBase):
     name = "spdk"
 
     def __init__(self, client: Any, device: Path, state: State, *, address: str, port: int, nqn_prefix: str):
+        super().__init__(device, state, address=address, port=port, nqn_prefix=nqn_prefix)
         self.client = client
-        self.device = device
-        self.state = state
-        self.address, self.port = address, port
-        self.nqn_prefix = nqn_prefix
-        self.warnings: list[str] = []
 
     # ---- the engine ---------------------------------------------------------------------------
     def _call(self, method: str, **params: Any) -> Any:
@@ -63,20 +59,6 @@ class SpdkBackend:
                 return lvs
         return None
 
-    def _blank(self) -> str | None:
-        """None when the device holds nothing; else what it holds."""
-        with self.device.open("rb") as fh:
-            head = fh.read(1 << 20)
-        if head.startswith(SPDK_MAGIC):
-            return "an SPDK blobstore that did not load as an lvstore"
-        probe = subprocess.run(["blkid", "-p", "-o", "export", str(self.device)], capture_output=True, text=True)
-        if probe.returncode == 2:  # blkid: nothing found; anything else is not "blank"
-            return None
-        if probe.returncode == 0:
-            kind = dict(line.split("=", 1) for line in probe.stdout.splitlines() if "=" in line)
-            return f"a {kind.get('TYPE') or kind.get('PTTYPE') or 'known'} signature"
-        return f"something blkid cannot name (exit {probe.returncode}: {probe.stderr.strip() or 'ambiguous'})"
-
     def claim(self) -> str:
         done = []
         if BDEV not in {b["name"] for b in self._call("bdev_get_bdevs")}:
@@ -88,10 +70,7 @@ class SpdkBackend:
             done.append(f"opened {self.device}")
         lvs = self._lvstore()
         if lvs is None:
-            held = self._blank()
-            if held is not None:
-                raise Conflict(f"{self.device} holds {held}: refusing to make a volume store on it "
-                               "(install.data_device with data_wipe: true hands the agent a blank disk)")
+            self._refuse_used(blank_device(self.device, SPDK_MAGIC), "volume store")
             lvs = self._call("bdev_lvol_create_lvstore", bdev_name=BDEV, lvs_name=LVS, clear_method="none")
             done.append(f"made volume store {LVS}")
         else:
@@ -104,19 +83,8 @@ class SpdkBackend:
             done.append(f"restored {restored} export(s)")
         return "; ".join(done + self.warnings)
 
-    def _restore(self) -> int:
-        live = {s["nqn"] for s in self._call("nvmf_get_subsystems")}
-        names = {v.name for v in self.volumes()}
-        count = 0
-        for volume, exp in sorted(self.state.exports.items()):
-            if exp["nqn"] in live:
-                continue
-            if volume not in names:  # keep serving the others; export remove clears the record
-                self.warnings.append(f"export of {volume} is recorded but the volume is gone: not restored")
-                continue
-            self._make_subsystem(volume, exp["nqn"], exp["hosts"])
-            count += 1
-        return count
+    def _live_nqns(self) -> set[str]:
+        return {s["nqn"] for s in self._call("nvmf_get_subsystems")}
 
     # ---- volumes ------------------------------------------------------------------------------
     def volumes(self) -> list[Volume]:
@@ -138,33 +106,13 @@ class SpdkBackend:
         lvs = self._lvstore()
         return int(lvs["cluster_size"]) if lvs else 0
 
-    def _get(self, name: str, kind: str | None = None) -> Volume:
-        for vol in self.volumes():
-            if vol.name == name:
-                if kind == "snapshot" and vol.kind != "snapshot":
-                    raise Conflict(f"{name} is a {vol.kind}, not a snapshot: clone a snapshot")
-                return vol
-        raise NotFound(f"no volume or snapshot named {name} (hci storage volume list shows them)")
-
-    def _free(self, name: str) -> None:
-        if any(v.name == name for v in self.volumes()):
-            raise Conflict(f"{name} exists already: pick another name")
-
     def create_volume(self, name: str, size: int) -> Volume:
         self._free(name)
         self._call("bdev_lvol_create", lvs_name=LVS, lvol_name=name, size=size, thin_provision=True)
         return self._get(name)
 
-    def delete(self, name: str, kind: str | None = None) -> None:
-        vol = self._get(name)
-        if kind == "snapshot" and vol.kind != "snapshot" or kind == "volume" and vol.kind == "snapshot":
-            raise Conflict(f"{name} is a {vol.kind}: delete it with hci storage "
-                           f"{'snapshot' if vol.kind == 'snapshot' else 'volume'} delete")
-        if name in self.state.exports:
-            raise Conflict(f"{name} is exported: hci storage export remove {name} first")
+    def _delete(self, name: str) -> None:
         self._call("bdev_lvol_delete", name=f"{LVS}/{name}")
-        self.state.origins.pop(name, None)
-        self.state.save()
 
     def snapshot(self, volume: str, name: str) -> Volume:
         self._get(volume)
@@ -183,13 +131,6 @@ class SpdkBackend:
         return self._get(name)
 
     # ---- exports ------------------------------------------------------------------------------
-    def _export(self, volume: str) -> Export:
-        exp = self.state.exports[volume]
-        return Export(volume=volume, nqn=exp["nqn"], address=self.address, port=self.port, hosts=list(exp["hosts"]))
-
-    def exports(self) -> list[Export]:
-        return [self._export(v) for v in sorted(self.state.exports)]
-
     def _make_subsystem(self, volume: str, nqn: str, hosts: list[str]) -> None:
         serial = "HCI" + hashlib.sha256(nqn.encode()).hexdigest()[:17].upper()
         self._call("nvmf_create_subsystem", nqn=nqn, allow_any_host=False, serial_number=serial,
@@ -205,41 +146,11 @@ class SpdkBackend:
             self._call("nvmf_delete_subsystem", nqn=nqn)
             raise
 
-    def export(self, volume: str, hosts: list[str]) -> Export:
-        self._get(volume)
-        if volume in self.state.exports:
-            raise Conflict(f"{volume} is exported already: add hosts with hci storage export allow")
-        nqn = f"{self.nqn_prefix}:{volume}"
-        self._make_subsystem(volume, nqn, hosts)
-        self.state.exports[volume] = {"nqn": nqn, "hosts": sorted(set(hosts))}
-        self.state.save()
-        return self._export(volume)
+    def _remove_subsystem(self, nqn: str) -> None:
+        self._call("nvmf_delete_subsystem", nqn=nqn)
 
-    def _exported(self, volume: str) -> dict[str, Any]:
-        if volume not in self.state.exports:
-            raise NotFound(f"{volume} is not exported (hci storage export list shows the exports)")
-        return self.state.exports[volume]
+    def _add_host(self, nqn: str, host: str) -> None:
+        self._call("nvmf_subsystem_add_host", nqn=nqn, host=host)
 
-    def unexport(self, volume: str) -> None:
-        exp = self._exported(volume)
-        # revocations are recorded first: a crash before the engine call never restores the access
-        del self.state.exports[volume]
-        self.state.save()
-        self._call("nvmf_delete_subsystem", nqn=exp["nqn"])
-
-    def allow(self, volume: str, host: str) -> Export:
-        exp = self._exported(volume)
-        if host not in exp["hosts"]:
-            self._call("nvmf_subsystem_add_host", nqn=exp["nqn"], host=host)
-            exp["hosts"] = sorted({*exp["hosts"], host})
-            self.state.save()
-        return self._export(volume)
-
-    def deny(self, volume: str, host: str) -> Export:
-        exp = self._exported(volume)
-        if host not in exp["hosts"]:
-            raise NotFound(f"{host} is not on the allow-list of {volume}")
-        exp["hosts"] = [h for h in exp["hosts"] if h != host]
-        self.state.save()  # recorded first, as in unexport
-        self._call("nvmf_subsystem_remove_host", nqn=exp["nqn"], host=host)
-        return self._export(volume)
+    def _remove_host(self, nqn: str, host: str) -> None:
+        self._call("nvmf_subsystem_remove_host", nqn=nqn, host=host)

@@ -42,8 +42,10 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
         # the initramfs carries the live-boot modules and our overlay fix
         lsinitrd = subprocess.run(["chroot", str(root), "lsinitrd", f"/boot/{initrd.name}"],
                                   capture_output=True, text=True)
-        if lsinitrd.returncode == 0:
-            assert "dmsquash-live" in lsinitrd.stdout and "hci-live" in lsinitrd.stdout
+        assert lsinitrd.returncode == 0, lsinitrd.stderr
+        assert "dmsquash-live" in lsinitrd.stdout and "hci-live" in lsinitrd.stdout
+        # no per-machine identity in the initramfs either (dracut's nvmf module copied nvme-cli's)
+        assert "etc/nvme/host" not in lsinitrd.stdout
         release = dict(line.split("=", 1) for line in (root / "usr/lib/os-release").read_text().splitlines())
         assert release["VERSION_ID"].strip('"') == built_image.manifest["version"]
         assert os.readlink(root / "etc/os-release") == "../usr/lib/os-release"

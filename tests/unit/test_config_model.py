@@ -154,7 +154,7 @@ def test_round_trip_of_everything(tmp_path: Path) -> None:
                                "dns": ["1.1.1.1"], "vlan_id": 42, "mtu": 9000,
                                "bond": {"mode": "802.3ad", "lacp_rate": "fast", "xmit_hash_policy": "layer3+4"}}
     data["node"]["proxy"] = {"http": "http://p:3128", "no_proxy": "localhost,10.0.0.0/8"}
-    data["cluster"].update(flannel_backend="host-gw", vrrp_router_id=42)
+    data["cluster"].update(flannel_backend="host-gw", vrrp_router_id=42, kubevirt_emulation=True)
     data["upgrade"] = {"trusted_keys": [TRUSTED_PEM], "insecure_registries": ["10.0.0.5:5000"], "tries": 2,
                        "health_timeout": 300, "trial_deadline": 900}
     cfg = load_config(data, source="t")

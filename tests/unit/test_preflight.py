@@ -244,8 +244,12 @@ def test_cpu_without_virtualization(tmp_path):
     (server,) = by_name(preflight.run_checks(cfg(), host), "cpu-virtualization")
     (witness,) = by_name(preflight.run_checks(cfg(mode="join", role="witness"), host),
                          "cpu-virtualization")
+    emulated = {**cfg(), "cluster": {"kubevirt_emulation": True}}
+    (asked,) = by_name(preflight.run_checks(emulated, host), "cpu-virtualization")
     assert (server.ok, server.severity) == (False, "fail")
     assert (witness.ok, witness.severity) == (False, "warn")
+    assert (asked.ok, asked.severity) == (False, "warn")  # emulated VMs, as the config asks
+    assert "cluster.kubevirt_emulation: true" in server.fix
 
 
 def test_enforce_automatic_stops_with_field_paths(tmp_path):

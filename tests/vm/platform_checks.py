@@ -117,3 +117,26 @@ def vip_moves_when_the_first_server_stops(node: Node) -> None:
         node.ssh("for n in a b; do kill $(cat /run/hv/$n.pid) 2>/dev/null; "
                  "ip netns pids hv$n | xargs -r kill; done; sleep 1; ip netns del hva; ip netns del hvb",
                  check=False)
+
+
+def k3s_starts_with_its_bundle(node: Node, manifest: dict) -> None:
+    """hci-platform chose k3s.service (the creator: a server), linked the image's airgap archives
+    where k3s imports them and put KubeVirt's operator and CR in k3s's auto-deploy directory
+    (no useEmulation: the config does not ask; this TCG guest has no /dev/kvm, the journal says
+    so). k3s here is the test suite's stand-in (tests/conftest.py), which records what it read."""
+    _, out, _ = node.ssh("systemctl is-active hci-platform.service k3s.service k3s-agent.service", check=False)
+    assert out.split() == ["active", "active", "inactive"], out
+    _, out, _ = node.ssh("cat /run/k3s-stand-in/argv /run/k3s-stand-in/images.sha256")
+    argv, *images = out.splitlines()
+    assert argv == "server"
+    archives = {c["dest"].rsplit("/", 1)[1]: c["sha256"] for c in manifest["components"]
+                if c["dest"].startswith("/usr/share/hcios/images/")}
+    assert archives and dict(reversed(line.split("  ", 1)) for line in images) == archives
+    config = yaml.safe_load(node.ssh("cat /run/k3s-stand-in/config.yaml")[1])
+    assert config["cluster-init"] is True and VIP in config["tls-san"]
+    _, out, _ = node.ssh("ls /var/lib/rancher/k3s/server/manifests; "
+                         "cat /var/lib/rancher/k3s/server/manifests/hcios-kubevirt-cr.yaml")
+    assert out.splitlines()[:2] == ["hcios-kubevirt-cr.yaml", "kubevirt-operator.yaml"], out
+    assert "kind: KubeVirt" in out and "useEmulation" not in out
+    _, journal, _ = node.ssh("journalctl -b -u hci-platform.service -o cat --no-pager")
+    assert "warning: /dev/kvm is missing" in journal and "cluster.kubevirt_emulation: true" in journal, journal

@@ -9,7 +9,8 @@ every upgrade, trial and rollback of node2 runs under Secure Boot. The tests run
 
 1. both come up on 0.1.0, each from its own disk; node1's cluster token is private, it holds its
    VIP, and a VIP moves between two keepalived servers in network namespaces inside it;
-   node2's storage agent serves a volume over NVMe/TCP to nvme-cli in a second namespace;
+   node2's storage agent serves a volume over NVMe/TCP to nvme-cli in a second namespace, with
+   the SPDK engine and with the kernel engine (LVM thin + nvmet);
 2. node1 edits /etc and /var;
 3. node1 applies 0.2.0 three times, and loses power mid-download, mid-write and after the write
    (before the boot state): each time it comes back on slot A with its config and data;
@@ -55,9 +56,11 @@ def world(installed_disk: Installed, artifacts, upgrade_images, signing_key: Pat
         foreign = lab.create_disk("node1-foreign", backing=foreign_base)
         n1 = Node.start(lab, "node1", [lab.create_disk("node1", backing=installed_disk.disk), foreign],
                         installed_disk.key)
-        # node2's second disk is a blank data disk: install.json names it (virtio-hcios-vdb)
+        # node2's second disk is a blank data disk: install.json names it (virtio-hcios-vdb), for
+        # the node's SPDK agent; the third is for a second agent with the kernel engine
         n2 = Node.start(lab, "node2", [lab.create_disk("node2", backing=installed_disk.disk),
-                                       lab.create_disk("node2-data", "2G")], installed_disk.key,
+                                       lab.create_disk("node2-data", "2G"), lab.create_disk("node2-kdata", "1G")],
+                        installed_disk.key,
                         firmware="uefi-secboot")
         n1.wait_up(0, slot="a")
         n2.wait_up(0, slot="a")
@@ -118,17 +121,22 @@ def test_01_nodes_boot_their_own_disk(world: World) -> None:
     assert world.n2.status()["slots"]["a"]["version"] == "0.1.0"
 
 
-def test_01a_platform_token_and_vip(world: World) -> None:
-    """From the installer's config alone: the k3s token only in owner-only files, the VIP held by
-    keepalived; and keepalived moves a VIP to a second server when the first stops."""
+def test_01a_platform_token_and_vip(world: World, artifacts) -> None:
+    """From the installer's config alone: k3s started with the image's airgap archives and
+    KubeVirt's manifests, the k3s token only in owner-only files, the VIP held by keepalived; and
+    keepalived moves a VIP to a second server when the first stops."""
+    manifest = json.loads((artifacts.out / "build-manifest.json").read_text())
+    platform_checks.k3s_starts_with_its_bundle(world.n1, manifest)
     platform_checks.token_is_private(world.n1)
     platform_checks.holds_its_vip(world.n1)
     platform_checks.vip_moves_when_the_first_server_stops(world.n1)
 
 
 def test_01b_node2_storage_over_nvme_tcp(world: World) -> None:
-    """node2's storage agent (SPDK engine) on its data disk, used with hci storage and nvme-cli."""
+    """node2's storage agent on its data disk, used with hci storage and nvme-cli: the SPDK engine,
+    then the kernel engine (LVM thin + nvmet) on a second disk."""
     world.notes["volume_sha"] = storage_checks.round_trip(world.n2)
+    world.notes["kernel_volume_sha"] = storage_checks.round_trip(world.n2, storage_checks.KERNEL)
 
 
 def test_02_node1_edits_etc_and_var(world: World) -> None:
@@ -225,6 +233,7 @@ def test_05_node1_runs_0_2_0_with_its_config_and_data(world: World) -> None:
 def test_05a_node2_volumes_survived_reboots_and_the_upgrade(world: World) -> None:
     assert world.n2.status()["slots"]["b"]["version"] == "0.2.0"
     storage_checks.intact(world.n2, world.notes["volume_sha"])
+    storage_checks.intact(world.n2, world.notes["kernel_volume_sha"], storage_checks.KERNEL)
 
 
 def test_06_bad_artifacts_are_refused_with_nothing_written(world: World) -> None:
