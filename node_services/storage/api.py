@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hcicore.errors import HciError
+from hcicore.errors import HciError, Problem, ValidationError
 
 from .backend import Backend
 from .model import check_name, check_nqn, parse_size
@@ -26,7 +26,10 @@ MAX_REQUEST = 64 * 1024
 
 
 def _hosts(args: dict[str, Any]) -> list[str]:
-    return [check_nqn(f"hosts[{i}]", h) for i, h in enumerate(args.get("hosts") or [])]
+    hosts = args.get("hosts") or []
+    if not isinstance(hosts, list):
+        raise ValidationError([Problem("hosts", "is not a list", "give a list of host NQNs")])
+    return [check_nqn(f"hosts[{i}]", h) for i, h in enumerate(hosts)]
 
 
 def operations(b: Backend) -> dict[str, Callable[[dict[str, Any]], Any]]:
@@ -60,6 +63,8 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             req = json.loads(raw)
             op = self.server.ops[req["op"]]
+            if not isinstance(req.get("args") or {}, dict):
+                raise TypeError("args")
         except (ValueError, KeyError, TypeError):
             reply: dict[str, Any] = {"ok": False, "error": "bad request: want {\"op\": ..., \"args\": {...}}",
                                      "exit_code": 2}

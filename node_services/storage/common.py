@@ -3,7 +3,7 @@ volumes), the exports and allow-lists as recorded in the agent's state (recorded
 revocation reaches the engine: a crash never restores an access that was taken away), their
 restore at start, and the blank-disk check before a disk is claimed. An engine supplies its
 volumes and the few calls that touch it (``_delete``, ``_make_subsystem``, ``_remove_subsystem``,
-``_add_host``, ``_remove_host``, ``_live_nqns``)."""
+``_add_host``, ``_remove_host``, ``_live_subsystems``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,7 +59,8 @@ class EngineBase:
     def _remove_host(self, nqn: str, host: str) -> None:
         raise NotImplementedError
 
-    def _live_nqns(self) -> set[str]:
+    def _live_subsystems(self) -> dict[str, set[str]]:
+        """Every subsystem the engine serves now: NQN -> allowed host NQNs."""
         raise NotImplementedError
 
     # ---- shared ---------------------------------------------------------------------------------
@@ -69,7 +70,24 @@ class EngineBase:
                            "(install.data_device with data_wipe: true hands the agent a blank disk)")
 
     def _restore(self) -> int:
-        live = self._live_nqns()
+        """Make the engine serve what the state records, no more: our subsystems the state does
+        not know (a revocation recorded before the engine saw it, then a crash) are removed, the
+        allow-lists of the others set to the recorded ones, the missing ones made again."""
+        live = self._live_subsystems()
+        recorded = {exp["nqn"]: exp for exp in self.state.exports.values()}
+        for nqn, hosts in sorted(live.items()):
+            if not nqn.startswith(f"{self.nqn_prefix}:"):
+                continue  # not this agent's (SPDK's discovery subsystem, an operator's own)
+            if nqn not in recorded:
+                self._remove_subsystem(nqn)
+                self.warnings.append(f"removed {nqn}: served but not in the agent's state")
+                continue
+            want = set(recorded[nqn]["hosts"])
+            for host in sorted(hosts - want):
+                self._remove_host(nqn, host)
+                self.warnings.append(f"removed {host} from {nqn}: not on the recorded allow-list")
+            for host in sorted(want - hosts):
+                self._add_host(nqn, host)
         names = {v.name for v in self.volumes()}
         count = 0
         for volume, exp in sorted(self.state.exports.items()):

@@ -85,9 +85,11 @@ class KernelBackend(EngineBase):
                 (port / attr).write_text(value)
         return port
 
-    def _live_nqns(self) -> set[str]:
+    def _live_subsystems(self) -> dict[str, set[str]]:
         subsystems = self.configfs / "subsystems"
-        return {p.name for p in subsystems.iterdir()} if subsystems.is_dir() else set()
+        if not subsystems.is_dir():
+            return {}
+        return {p.name: {h.name for h in (p / "allowed_hosts").iterdir()} for p in subsystems.iterdir()}
 
     # ---- volumes ------------------------------------------------------------------------------
     def volumes(self) -> list[Volume]:

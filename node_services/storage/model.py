@@ -28,16 +28,16 @@ class EngineError(HciError):
     """The engine (SPDK target, LVM, nvmet) refused or failed: its own message, no secrets."""
 
 
-def check_name(field_path: str, name: str) -> str:
-    if not NAME_RE.match(name):
+def check_name(field_path: str, name: object) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise ValidationError([Problem(field_path, f"{name!r} is not a valid name",
                                        "use 1-63 lower-case letters, digits and '-', starting with a letter or digit")])
     return name
 
 
-def parse_size(text: str | int, field_path: str = "size") -> int:
+def parse_size(text: object, field_path: str = "size") -> int:
     """``10G``, ``512M``, ``1GiB`` or a byte count -> bytes, a positive multiple of 1 MiB."""
-    m = SIZE_RE.match(str(text).strip())
+    m = SIZE_RE.match(str(text).strip()) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
     if not m:
         raise ValidationError([Problem(field_path, f"{text!r} is not a size", "write it like 10G, 512M or 1073741824")])
     value = int(m.group(1)) * UNITS[(m.group(2) or "")[:1].lower()]
@@ -47,8 +47,8 @@ def parse_size(text: str | int, field_path: str = "size") -> int:
     return value
 
 
-def check_nqn(field_path: str, nqn: str) -> str:
-    if len(nqn.encode()) > 223 or not NQN_RE.match(nqn) or (
+def check_nqn(field_path: str, nqn: object) -> str:
+    if not isinstance(nqn, str) or len(nqn.encode()) > 223 or not NQN_RE.match(nqn) or (
             ":uuid:" in nqn and nqn.startswith("nqn.2014-08.org.nvmexpress:") and not UUID_NQN_RE.match(nqn)):
         raise ValidationError([Problem(field_path, f"{nqn!r} is not an NVMe qualified name",
                                        "use the host's /etc/nvme/hostnqn, e.g. nqn.2014-08.org.nvmexpress:uuid:<uuid>")])

@@ -83,8 +83,8 @@ class SpdkBackend(EngineBase):
             done.append(f"restored {restored} export(s)")
         return "; ".join(done + self.warnings)
 
-    def _live_nqns(self) -> set[str]:
-        return {s["nqn"] for s in self._call("nvmf_get_subsystems")}
+    def _live_subsystems(self) -> dict[str, set[str]]:
+        return {s["nqn"]: {h["nqn"] for h in s.get("hosts", [])} for s in self._call("nvmf_get_subsystems")}
 
     # ---- volumes ------------------------------------------------------------------------------
     def volumes(self) -> list[Volume]:

@@ -123,6 +123,13 @@ def test_api_round_trip_and_errors(served: Path) -> None:
             ("volume.create", {"name": "x"}, 2, "missing argument 'size'"),
             ("export.add", {"volume": "db", "hosts": ["bad"]}, 2, "hosts[0]: 'bad'"),
             ("volume.delete", {"name": "nosuch"}, 2, "no volume named nosuch"),
+            # JSON of the wrong types is refused as clearly as bad strings (no crash, no hang)
+            ("volume.create", {"name": 7, "size": "1G"}, 2, "name: 7 is not a valid name"),
+            ("volume.create", {"name": "x", "size": True}, 2, "size: True is not a size"),
+            ("volume.create", {"name": "x", "size": ["1G"]}, 2, "size: ['1G'] is not a size"),
+            ("export.add", {"volume": "db", "hosts": OK}, 2, "hosts: is not a list"),
+            ("export.allow", {"volume": "db", "host": None}, 2, "host: None is not an NVMe qualified name"),
+            ("volume.list", ["not", "an", "object"], 2, "bad request"),
             ("no.such", {}, 2, "bad request")):
         with pytest.raises(api.ApiError) as err:
             api.request(op, args, served)
