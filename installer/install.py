@@ -30,6 +30,7 @@ from pathlib import Path
 from hcicore.bootargs import DEFAULT_CONSOLE_ARGS, console_args
 from hcicore.command import run
 from hcicore.config import NodeConfig, config_dict
+from hcicore.config.kernel import node_kernel_args
 from hcicore.digest import sha256_of
 from hcicore.errors import CommandError, DigestMismatch, HciError, Problem, ValidationError
 from hcicore.layout import LABELS, DiskIdentity, Layout, plan_layout, sgdisk_argv
@@ -283,7 +284,7 @@ class Install:
     def _bootloader(self) -> None:
         assert self.disk is not None and self.layout is not None
         cfg_text = bootloader.render_grub_cfg(self.layout, self.identity.partuuids, version=self.ctx.version,
-                                              consoles=self.consoles())
+                                              consoles=self.consoles(), extra_args=node_kernel_args(self.cfg))
         kind = bootloader.install_grub(self.disk.path, oem_root=self.oem_root, esp_root=self.esp_root,
                                        grub_cfg=cfg_text, oem_number=self.layout.by_label("hci-oem").number,
                                        runner=self.run, system_root=self.ctx.system_root)

@@ -22,6 +22,7 @@ from .model import (
     SCHEMA_VERSION,
     Bond,
     Cluster,
+    Dpdk,
     Install,
     Interface,
     Network,
@@ -36,7 +37,7 @@ from .model import (
 from .password import hash_password, verify_password
 
 __all__ = [
-    "CHECKS", "SCHEMA_VERSION", "Bond", "Cluster", "Install", "Interface", "Network", "Node",
+    "CHECKS", "SCHEMA_VERSION", "Bond", "Cluster", "Dpdk", "Install", "Interface", "Network", "Node",
     "NodeConfig", "Proxy", "Upgrade", "Webhooks", "config_dict", "dump_config", "from_dict", "hash_password",
     "load_config", "load_config_file", "merge", "parse_cmdline", "parse_yaml", "run_checks", "schema",
     "to_dict", "verify_password",

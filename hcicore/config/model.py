@@ -62,6 +62,14 @@ class Bond:
 
 
 @dataclass
+class Dpdk:
+    nics: list[str] = field(default_factory=list)
+    bridge: str = "br-data"
+    hugepages: int = 1024
+    socket_mem: str = "1024"
+
+
+@dataclass
 class Network:
     interfaces: list[Interface] = field(default_factory=list)
     method: Method = "dhcp"
@@ -71,6 +79,7 @@ class Network:
     vlan_id: int | None = None
     bond: Bond | None = None
     mtu: int | None = None
+    dpdk: Dpdk | None = None
 
 
 @dataclass
@@ -134,6 +143,7 @@ _NESTED: dict[tuple[type, str], type | tuple[type]] = {
     (Node, "proxy"): Proxy,
     (Network, "interfaces"): (Interface,),
     (Network, "bond"): Bond,
+    (Network, "dpdk"): Dpdk,
 }
 
 

@@ -36,6 +36,10 @@ REMOVE_GLOBS = [
 ]
 
 
+# where the image keeps Python modules (Debian's and the distro-neutral paths, our vendored wheels)
+PYTHON_DIRS = ("usr/lib/python3*", "usr/lib64/python3*", "usr/lib/hcios/python")
+
+
 def os_release(ctx: BuildContext) -> str:
     p = ctx.profile
     fields = {
@@ -62,10 +66,23 @@ def _remove(root: Path) -> None:
 
 
 def _pycache(root: Path) -> None:
-    # CPython's .pyc files are not reproducible byte for byte (marshal's ref flags depend on
-    # refcounts), so the slot image carries none; the root is read-only, so none are written.
+    """Every module's bytecode, made here one fixed way (docs/build.md "Python bytecode").
+
+    The root is read-only on a node, so a module without a .pyc is compiled again at every
+    import: under TCG that made each Python service's start take 20-30 s (cloud-init's four
+    stages, hci-vip, hci-platform, the health gate). What the packages' postinst scripts left
+    is removed: marshal's output depends on the compiling interpreter's refcounts, so it
+    differs with the environment and with what else that process imported. It is then made
+    again in one process with a fixed environment (``env -i``, ``-I -S``) over the same sorted
+    tree, which gives the same bytes on every build host; ``unchecked-hash`` pycs carry no
+    mtime and are never checked against their source, which in a slot image cannot change."""
     for p in root.rglob("__pycache__"):
         shutil.rmtree(p)
+    if not (root / "usr/bin/python3").exists():
+        return
+    dirs = sorted("/" + str(p.relative_to(root)) for pattern in PYTHON_DIRS for p in root.glob(pattern) if p.is_dir())
+    run(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "chroot", str(root), "/usr/bin/python3", "-I", "-S",
+         "-m", "compileall", "-q", "-j1", "--invalidation-mode", "unchecked-hash", *dirs])
 
 
 def package_list(root: Path) -> list[dict[str, str]]:

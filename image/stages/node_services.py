@@ -25,7 +25,7 @@ PYTHON_DEST = "usr/lib/python3/dist-packages"
 VENDOR_DEST = "usr/lib/hcios/python"  # PyPI wheels the distro lacks (profile: python_packages)
 LAUNCHERS = {"usr/bin/hci": "hcicore.cli", "usr/bin/hci-upgrade": "node_services.upgrade.cli",
              "usr/bin/hci-health": "node_services.health", "usr/bin/hci-vip": "node_services.vip",
-             "usr/bin/hci-platform": "node_services.platform",
+             "usr/bin/hci-platform": "node_services.platform", "usr/bin/hci-dpdk": "node_services.dpdk",
              "usr/bin/hci-storage-agent": "node_services.storage.agent",
              "usr/bin/hci-storage": "node_services.storage.cli"}
 NODE_PYTHON = "/usr/bin/python3"

@@ -64,6 +64,13 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
              "/usr/sbin/netplan"], capture_output=True, text=True, check=True).stdout.split()
         assert missing == []
         assert not list((root / "etc/ssh").glob("ssh_host_*")), "host keys must be made per node"
+        # bytecode for every module (the root is read-only on a node): unchecked-hash pycs, whose
+        # header flags are 1 (hash-based, source never checked) and which carry no mtime
+        for module in ("usr/lib/python3/dist-packages/hcicore/__pycache__/cli.cpython-311.pyc",
+                       "usr/lib/python3/dist-packages/cloudinit/__pycache__/stages.cpython-311.pyc",
+                       "usr/lib/python3.11/__pycache__/argparse.cpython-311.pyc"):
+            header = (root / module).read_bytes()[:16]
+            assert int.from_bytes(header[4:8], "little") == 1, module
         assert (root / "etc/machine-id").read_text() == ""
         # components from the lock file, byte for byte
         for comp in built_image.manifest["components"]:

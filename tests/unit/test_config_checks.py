@@ -98,6 +98,8 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
      "node.network.interfaces[0].name", "not an interface name"),
     ("interfaces", "duplicate", with_(with_(good(), "node.network.interfaces", TWO_NICS[:1] * 2),
                                       "node.network.bond", {}), "node.network.interfaces[1]", "twice"),
+    ("dpdk", "bad-pci", with_(good(), "node.network.dpdk", {"nics": ["3b:00.0"]}), "node.network.dpdk.nics[0]",
+     "not a PCI address"),
     ("static-needs-address", "no-address", with_(good(), "node.network.address", DELETE),
      "node.network.address", "required"),
     ("static-needs-address", "no-gateway", with_(good(), "node.network.gateway", DELETE),

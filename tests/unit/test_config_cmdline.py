@@ -68,7 +68,7 @@ def test_bad_values_are_problems() -> None:
         "error: node.hostname: hci.node.hostname[0]: not a list, it takes no [index] "
         "(write hci.node.hostname=<value>)",
         "error: node.network: hci.node.network is a section, not a value (set its keys: address, bond, dns, "
-        "gateway, interfaces, method, mtu, vlan_id)",
+        "dpdk, gateway, interfaces, method, mtu, vlan_id)",
         "error: install.device: hci.install.device has no value (write hci.install.device=<value>)",
     ]
 

@@ -193,3 +193,33 @@ def proxy_urls(cfg: NodeConfig) -> list[Problem]:
         problems.append(Problem("node.proxy.no_proxy", "contains white space inside an entry",
                                 "separate entries with commas, e.g. localhost,127.0.0.1,10.0.0.0/8"))
     return problems
+
+
+PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+SOCKET_MEM = re.compile(r"^\d+(,\d+)*$")
+
+
+@check("dpdk")
+def dpdk_nics_and_memory(cfg: NodeConfig) -> list[Problem]:
+    dpdk = cfg.node.network.dpdk
+    if dpdk is None:
+        return []
+    problems = []
+    for i, nic in enumerate(dpdk.nics):
+        if not PCI_ADDRESS.match(nic):
+            problems.append(Problem(f"node.network.dpdk.nics[{i}]", f"{nic!r} is not a PCI address",
+                                    "write domain:bus:device.function in lower-case hex, e.g. 0000:3b:00.0 "
+                                    "(lspci -D shows it)"))
+    if len(set(dpdk.nics)) != len(dpdk.nics):
+        problems.append(Problem("node.network.dpdk.nics", "lists a NIC twice", "list each PCI address once"))
+    if not IFNAME.match(dpdk.bridge) or dpdk.bridge == "br-mgmt":
+        problems.append(Problem("node.network.dpdk.bridge", f"{dpdk.bridge!r} cannot be the data bridge",
+                                "use an interface name of 1-15 characters other than br-mgmt, e.g. br-data"))
+    if not SOCKET_MEM.match(dpdk.socket_mem):
+        problems.append(Problem("node.network.dpdk.socket_mem", f"{dpdk.socket_mem!r} is not a memory list",
+                                "give MiB per NUMA node, comma-separated, e.g. 1024 or 1024,1024"))
+    elif sum(int(x) for x in dpdk.socket_mem.split(",")) > dpdk.hugepages * 2:
+        problems.append(Problem("node.network.dpdk.socket_mem",
+                                f"asks for {dpdk.socket_mem} MiB but hugepages reserve {dpdk.hugepages * 2} MiB",
+                                "raise node.network.dpdk.hugepages (2 MiB each) or lower socket_mem"))
+    return problems
