@@ -81,8 +81,10 @@ def _pycache(root: Path) -> None:
     if not (root / "usr/bin/python3").exists():
         return
     dirs = sorted("/" + str(p.relative_to(root)) for pattern in PYTHON_DIRS for p in root.glob(pattern) if p.is_dir())
-    run(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "chroot", str(root), "/usr/bin/python3", "-I", "-S",
-         "-m", "compileall", "-q", "-j1", "--invalidation-mode", "unchecked-hash", *dirs])
+    # -B: the compiling interpreter writes no pyc of its own while it imports (those would be
+    # timestamp pycs, which compileall then takes as up to date); -f: compile every file anyway
+    run(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "chroot", str(root), "/usr/bin/python3", "-I", "-S", "-B",
+         "-m", "compileall", "-q", "-f", "-j1", "--invalidation-mode", "unchecked-hash", *dirs])
 
 
 def package_list(root: Path) -> list[dict[str, str]]:
