@@ -18,7 +18,6 @@ and the facts read from ``/proc`` and ``/sys`` (:func:`read_facts`, rooted for t
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,10 @@ from pathlib import Path
 import click
 
 from hcicore.command import run
-from hcicore.config import Dpdk, load_config_file
+from hcicore.config import Dpdk, NodeConfig
 from hcicore.errors import HciError
-from hcicore.layout import OEM_MOUNT, OEM_NODE_CONFIG
+
+from .bootcli import config_option, run_service
 
 OVS_DPDK = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 OVS_PLAIN = "/usr/lib/openvswitch-switch/ovs-vswitchd"
@@ -150,22 +150,16 @@ def apply(dpdk: Dpdk) -> list[str]:
     return log
 
 
+def _boot(cfg: NodeConfig | None) -> list[str]:
+    dpdk = cfg.node.network.dpdk if cfg is not None else None
+    return ["no node.network.dpdk: no data network"] if dpdk is None else apply(dpdk)
+
+
 @click.command("hci-dpdk")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
-              help=f"Node config (default: {OEM_MOUNT}/{OEM_NODE_CONFIG}).")
+@config_option
 def main(config_file: str | None) -> None:
     """Set the data network up from node.network.dpdk (DPDK, or the kernel datapath)."""
-    path = Path(config_file) if config_file else Path(OEM_MOUNT) / OEM_NODE_CONFIG
-    try:
-        dpdk = load_config_file(path).node.network.dpdk if path.exists() else None
-        if dpdk is None:
-            click.echo("no node.network.dpdk: no data network")
-            return
-        for line in apply(dpdk):
-            click.echo(line, err=line.startswith("warning:"))
-    except HciError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+    run_service(config_file, _boot)
 
 
 if __name__ == "__main__":

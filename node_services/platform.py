@@ -22,16 +22,15 @@ It runs after cloud-init has written ``/etc/rancher/k3s/config.yaml`` and the to
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import yaml
 
-from hcicore.config import NodeConfig, load_config_file
-from hcicore.errors import HciError
+from hcicore.config import NodeConfig
 from hcicore.files import write_atomic
-from hcicore.layout import OEM_MOUNT, OEM_NODE_CONFIG
+
+from .bootcli import config_option, run_service
 
 K3S_BIN = Path("/usr/local/bin/k3s")
 K3S_CONFIG = Path("/etc/rancher/k3s/config.yaml")
@@ -138,18 +137,10 @@ def apply(cfg: NodeConfig | None, *, run_dir: Path = RUN_DIR, k3s_bin: Path = K3
 
 
 @click.command("hci-platform")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
-              help=f"Node config (default: {OEM_MOUNT}/{OEM_NODE_CONFIG}).")
+@config_option
 def main(config_file: str | None) -> None:
     """Stage k3s's airgap images and manifests and choose its unit, from the node config."""
-    path = Path(config_file) if config_file else Path(OEM_MOUNT) / OEM_NODE_CONFIG
-    try:
-        cfg = load_config_file(path) if path.exists() else None
-        for line in apply(cfg):
-            click.echo(line, err=line.startswith("warning:"))
-    except HciError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+    run_service(config_file, apply)
 
 
 if __name__ == "__main__":

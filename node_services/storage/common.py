@@ -6,6 +6,7 @@ volumes and the few calls that touch it (``_delete``, ``_make_subsystem``, ``_re
 ``_add_host``, ``_remove_host``, ``_live_subsystems``)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def blank_device(device: Path, magic: bytes | None = None) -> str | None:
     return f"something blkid cannot name (exit {probe.returncode}: {probe.stderr.strip() or 'ambiguous'})"
 
 
-class EngineBase:
+class EngineBase(ABC):
     name = "engine"
 
     def __init__(self, device: Path, state: State, *, address: str, port: int, nqn_prefix: str):
@@ -41,27 +42,27 @@ class EngineBase:
         self.warnings: list[str] = []
 
     # ---- what an engine supplies ----------------------------------------------------------------
-    def volumes(self) -> list[Volume]:
-        raise NotImplementedError
+    @abstractmethod
+    def volumes(self) -> list[Volume]: ...
 
-    def _delete(self, name: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _delete(self, name: str) -> None: ...
 
-    def _make_subsystem(self, volume: str, nqn: str, hosts: list[str]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _make_subsystem(self, volume: str, nqn: str, hosts: list[str]) -> None: ...
 
-    def _remove_subsystem(self, nqn: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _remove_subsystem(self, nqn: str) -> None: ...
 
-    def _add_host(self, nqn: str, host: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _add_host(self, nqn: str, host: str) -> None: ...
 
-    def _remove_host(self, nqn: str, host: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _remove_host(self, nqn: str, host: str) -> None: ...
 
+    @abstractmethod
     def _live_subsystems(self) -> dict[str, set[str]]:
         """Every subsystem the engine serves now: NQN -> allowed host NQNs."""
-        raise NotImplementedError
 
     # ---- shared ---------------------------------------------------------------------------------
     def _refuse_used(self, held: str | None, what: str) -> None:
