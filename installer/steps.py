@@ -6,9 +6,11 @@ first failure, reporting the step that failed and re-raising its error: nothing 
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,24 +106,53 @@ def install_log(path: Path) -> Iterator[Path]:
         logger.propagate = old_propagate
 
 
-def write_console(line: str, devices: Sequence[str]) -> list[str]:
+CONSOLE_RETRY = (errno.EIO, errno.EAGAIN)
+
+
+def write_console(line: str, devices: Sequence[str], *, patience: float = 5.0,
+                  sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """Write one line to each console device that can be opened; returns those written.
 
-    Non-blocking, so a serial line held by flow control cannot stall the installer; a console
-    that cannot be written is reported on stderr, never fatal."""
+    Non-blocking, so a serial line held by flow control cannot stall the installer. A write
+    that fails with EIO (the tty is being hung up: a getty or login on it calls vhangup()) or
+    EAGAIN (output buffer full) is tried again, on a fresh open, for up to ``patience``
+    seconds per device. A console that still cannot be written is reported on stderr, never
+    fatal."""
     written: list[str] = []
     data = (line.rstrip("\n") + "\r\n").encode()
+    step = 0.25
     for dev in devices:
-        try:
-            fd = os.open(dev, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        except OSError as exc:
-            print(f"hci install: cannot open {dev}: {exc.strerror}", file=sys.stderr)
-            continue
-        try:
-            os.write(fd, data)
-            written.append(dev)
-        except OSError as exc:
-            print(f"hci install: cannot write to {dev}: {exc.strerror}", file=sys.stderr)
-        finally:
-            os.close(fd)
+        waited = 0.0
+        rest = data
+        while True:
+            rest, error = _write_once(dev, rest)
+            if error is None:
+                written.append(dev)
+                break
+            if error.errno not in CONSOLE_RETRY or waited >= patience:
+                verb = "open" if isinstance(error, _OpenError) else "write to"
+                print(f"hci install: cannot {verb} {dev}: {error.strerror}", file=sys.stderr)
+                break
+            sleep(step)
+            waited += step
     return written
+
+
+class _OpenError(OSError):
+    pass
+
+
+def _write_once(dev: str, data: bytes) -> tuple[bytes, OSError | None]:
+    """One open and write; what is left unwritten and the error (None when all was written)."""
+    try:
+        fd = os.open(dev, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        return data, _OpenError(exc.errno, exc.strerror)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+        return data, None
+    except OSError as exc:
+        return data, exc
+    finally:
+        os.close(fd)

@@ -1,6 +1,7 @@
 """`hci install` front end: bad input exits 2 before anything is looked at; no image exits 1."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,39 @@ def test_installs_from_a_file_or_the_wizard_take_the_network_boots_marker_url() 
     assert with_marker_url(load_config(base, source="t"), "quiet").install.installed_url is None
     own = {**base, "install": {"device": "/dev/vda", "installed_url": "http://pxe/installed/n1"}}
     assert with_marker_url(load_config(own, source="t"), line).install.installed_url == "http://pxe/installed/n1"
+
+
+@pytest.mark.unit
+def test_console_line_survives_a_hangup_and_a_full_buffer(tmp_path, monkeypatch, capsys):
+    """A getty's vhangup() makes a write fail with EIO for a moment, a full serial buffer with
+    EAGAIN: the marker line is written again, whole and once, instead of being lost."""
+    import errno as errno_mod
+    from installer import steps
+
+    console, dead = tmp_path / "console", tmp_path / "missing-dir" / "tty"
+    console.write_bytes(b"")
+    failures = [OSError(errno_mod.EIO, "Input/output error"), "half",
+                OSError(errno_mod.EAGAIN, "Resource temporarily unavailable")]
+    real_write = os.write
+
+    def flaky_write(fd, data):
+        if failures:
+            failure = failures.pop(0)
+            if failure == "half":
+                return real_write(fd, bytes(data[:5]))
+            raise failure
+        return real_write(fd, data)
+
+    monkeypatch.setattr(steps.os, "write", flaky_write)
+    sleeps: list[float] = []
+    written = steps.write_console("HCIOS-INSTALL-OK", [str(console), str(dead)], sleep=sleeps.append)
+    assert written == [str(console)]
+    assert console.read_bytes() == b"HCIOS-INSTALL-OK\r\n"
+    assert len(sleeps) == 2
+    assert f"cannot open {dead}" in capsys.readouterr().err
+
+    failures[:] = [OSError(errno_mod.EIO, "Input/output error")] * 100
+    sleeps.clear()
+    assert steps.write_console("x", [str(console)], patience=1.0, sleep=sleeps.append) == []
+    assert sum(sleeps) == pytest.approx(1.0)
+    assert f"cannot write to {console}: Input/output error" in capsys.readouterr().err
