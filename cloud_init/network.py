@@ -1,8 +1,15 @@
 """cloud-init network-config version 2 from the node's management network settings.
 
-NICs are matched by name or by MAC (a MAC-matched NIC is renamed ``nic<index>``). The IP settings go on the top device: the VLAN if there is
-one, else the bond, else the single NIC; devices below it carry no address. With DHCP and no NIC
-listed, every ethernet NIC (``en*``, ``eth*``) tries DHCP.
+The management network is an Open vSwitch bridge, ``br-mgmt``, over the configured NICs (or
+their OVS bond); the node address sits on the bridge, or with a VLAN on the bridge's VLAN port
+``br-mgmt.<id>`` (an OVS fake bridge: an internal port with that tag). cloud-init hands version 2
+to netplan unchanged, and netplan's ``openvswitch:`` renders the bridge as ``ovs-vsctl`` units
+started before the network is up and the addresses as systemd-networkd files (docs/platform.md
+has the choice and the alternatives).
+
+NICs are matched by name or by MAC (a MAC-matched NIC is renamed ``nic<index>``). With DHCP and no
+NIC listed, every ethernet NIC (``en*``, ``eth*``) tries DHCP on its own: no bridge, since an OVS
+bridge needs its ports by name.
 """
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ import ipaddress
 from typing import Any
 
 from hcicore.config import Bond, Network, NodeConfig
+from hcicore.config.model import BOND_NAME, MGMT_BRIDGE
 
-BOND_NAME = "bond0"
+# OVS bond modes by the config's names; 802.3ad is LACP, hashed by L3/L4 (balance-tcp)
+OVS_BOND_MODE = {"active-backup": "active-backup", "balance-slb": "balance-slb", "802.3ad": "balance-tcp"}
 
 
 def _ip_settings(net: Network) -> dict[str, Any]:
@@ -29,15 +38,18 @@ def _ip_settings(net: Network) -> dict[str, Any]:
     return out
 
 
-def _bond_parameters(bond: Bond) -> dict[str, Any]:
-    params: dict[str, Any] = {"mode": bond.mode, "mii-monitor-interval": bond.miimon}
+def _ovs_bond(bond: Bond, ports: list[str], mtu: dict[str, Any]) -> dict[str, Any]:
+    other: dict[str, str] = {}
+    if bond.miimon:
+        other.update({"bond-detect-mode": "miimon", "bond-miimon-interval": str(bond.miimon)})
     if bond.lacp_rate:
-        params["lacp-rate"] = bond.lacp_rate
-    if bond.xmit_hash_policy:
-        params["transmit-hash-policy"] = bond.xmit_hash_policy
+        other["lacp-time"] = bond.lacp_rate
     if bond.primary:
-        params["primary"] = bond.primary
-    return params
+        other["bond-primary"] = bond.primary
+    ovs: dict[str, Any] = {"lacp": "active" if bond.mode == "802.3ad" else "off"}
+    if other:
+        ovs["other-config"] = other
+    return {"interfaces": ports, "parameters": {"mode": OVS_BOND_MODE[bond.mode]}, "openvswitch": ovs, **mtu}
 
 
 def network_config(cfg: NodeConfig) -> dict[str, Any]:
@@ -48,25 +60,23 @@ def network_config(cfg: NodeConfig) -> dict[str, Any]:
         for pattern in ("en*", "eth*"):
             ethernets[f"all-{pattern.rstrip('*')}"] = {"match": {"name": pattern}, **mtu, **_ip_settings(net)}
         return {"version": 2, "ethernets": ethernets}
-    names = []
-    for i, nic in enumerate(net.interfaces):
-        key = nic.name or f"nic{i}"
+    for key, nic in zip(net.port_names, net.interfaces):
         if nic.name:
             ethernets[key] = {"match": {"name": nic.name}}
         else:  # renamed to its key, so every renderer (netplan, eni, networkd) calls it the same
             ethernets[key] = {"match": {"macaddress": (nic.mac or "").lower()}, "set-name": key}
         ethernets[key].update({"dhcp4": False, **mtu})
-        names.append(key)
     out: dict[str, Any] = {"version": 2, "ethernets": ethernets}
-    top = names[0]
+    ports = net.port_names
     if net.bond is not None:
-        out["bonds"] = {BOND_NAME: {"interfaces": names, "parameters": _bond_parameters(net.bond),
-                                    "dhcp4": False, **mtu}}
-        top = BOND_NAME
+        out["bonds"] = {BOND_NAME: _ovs_bond(net.bond, ports, mtu)}
+        ports = [BOND_NAME]
+    bridge: dict[str, Any] = {"interfaces": ports, "openvswitch": {}, **mtu}
+    out["bridges"] = {MGMT_BRIDGE: bridge}
+    top = bridge
     if net.vlan_id is not None:
-        name = f"vlan{net.vlan_id}"
-        out["vlans"] = {name: {"id": net.vlan_id, "link": top, **mtu}}
-        top = name
-    section = "vlans" if net.vlan_id is not None else "bonds" if net.bond is not None else "ethernets"
-    out[section][top].update(_ip_settings(net))
+        top = {"id": net.vlan_id, "link": MGMT_BRIDGE, **mtu}
+        out["vlans"] = {net.management_device: top}
+        bridge["dhcp4"] = False
+    top.update(_ip_settings(net))
     return out

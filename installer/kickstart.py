@@ -90,15 +90,19 @@ def _ip_options(cfg: NodeConfig) -> list[str]:
     return opts + ["--onboot=yes", "--activate"]
 
 
+# Anaconda makes a kernel bond, not br-mgmt (the OVS bond modes' nearest kernel modes):
+# balance-slb and balance-tlb both spread by source and need nothing from the switch.
+KERNEL_BOND_MODE = {"active-backup": "active-backup", "balance-slb": "balance-tlb", "802.3ad": "802.3ad"}
+
+
 def _network(cfg: NodeConfig) -> list[str]:
     net = cfg.node.network
     nics = [nic.name or (nic.mac or "") for nic in net.interfaces]
     ip = _ip_options(cfg)
     if net.bond is not None:
         b = net.bond
-        opts = [f"mode={b.mode}", f"miimon={b.miimon}"]
-        opts += [f"{k}={v}" for k, v in (("lacp_rate", b.lacp_rate), ("xmit_hash_policy", b.xmit_hash_policy),
-                                          ("primary", b.primary)) if v]
+        opts = [f"mode={KERNEL_BOND_MODE[b.mode]}", f"miimon={b.miimon}"]
+        opts += [f"{k}={v}" for k, v in (("lacp_rate", b.lacp_rate), ("primary", b.primary)) if v]
         device = ["--device=bond0", f"--bondslaves={','.join(nics)}", f"--bondopts={','.join(opts)}"]
     elif nics:
         device = [f"--device={nics[0]}"]

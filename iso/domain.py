@@ -26,6 +26,18 @@ Firmware = Literal["bios", "uefi", "uefi-secboot"]
 SerialMode = Literal["file", "pty"]
 
 
+@dataclass(frozen=True)
+class Uplinked:
+    """NICs on one qemu hub whose uplink is a UDP socket pair on 127.0.0.1 (one datagram per
+    frame): a test's process at ``peer_port`` plays the switch. The NICs' device ids are
+    ``<prefix>0``, ``<prefix>1``... (for ``set_link``)."""
+    macs: tuple[str, ...]
+    port: int          # qemu's end
+    peer_port: int     # the switch's end
+    prefix: str = "uplinked"
+    first_slot: int = 0x12
+
+
 @dataclass
 class VMSpec:
     name: str
@@ -54,6 +66,7 @@ class VMSpec:
     # An i6300esb watchdog, as servers have one. Off by default: under TCG one guest hung in
     # shutdown with an interrupt flood while it was attached (docs/upgrade.md).
     watchdog: bool = False
+    uplinked: Uplinked | None = None     # more NICs, on a hub with a UDP uplink
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -162,6 +175,20 @@ def domain_xml(spec: VMSpec) -> str:
     device = f"virtio-net-pci,netdev=hcinet0,mac={spec.mac},bus=pcie.0,addr=0x10"
     if spec.netboot_url is not None:
         device += ",bootindex=1"
-    for arg in ("-netdev", netdev, "-device", device):
+    args = ["-netdev", netdev, "-device", device]
+    if spec.uplinked is not None:
+        args += _uplinked_args(spec.uplinked)
+    for arg in args:
         ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=arg)
     return ET.tostring(root, encoding="unicode")
+
+
+def _uplinked_args(up: Uplinked) -> list[str]:
+    hub = "hciuphub"
+    args = ["-netdev", f"socket,id={hub}up,udp=127.0.0.1:{up.peer_port},localaddr=127.0.0.1:{up.port}",
+            "-netdev", f"hubport,id={hub}0,hubid=7,netdev={hub}up"]
+    for i, mac in enumerate(up.macs, start=1):
+        args += ["-netdev", f"hubport,id={hub}{i},hubid=7",
+                 "-device", f"virtio-net-pci,netdev={hub}{i},mac={mac},id={up.prefix}{i - 1},bus=pcie.0,"
+                            f"addr={up.first_slot + i - 1:#x}"]
+    return args

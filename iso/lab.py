@@ -25,11 +25,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import libvirt
+import libvirt_qemu
 
 from hcicore.command import run
 from hcicore.errors import HciError
 
-from .domain import OVMF_VARS, OVMF_VARS_MS, Firmware, SerialMode, VMSpec, domain_xml
+from .domain import OVMF_VARS, OVMF_VARS_MS, Firmware, SerialMode, Uplinked, VMSpec, domain_xml
 from .libvirtd import URI, ensure_libvirtd
 
 log = logging.getLogger("hcios.lab")
@@ -120,6 +121,14 @@ class VM:
         for key in keys:
             dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 0, [KEYCODES[key]], 1, 0)
             time.sleep(gap)
+
+    def set_link(self, device: str, up: bool) -> None:
+        """Plug or unplug a NIC's cable (qemu's ``set_link``): the guest sees the carrier go."""
+        dom = self._conn.lookupByName(self.name)
+        out = libvirt_qemu.qemuMonitorCommand(dom, f"set_link {device} {'on' if up else 'off'}",
+                                              libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+        if out.strip():
+            raise HciError(f"set_link {device}: {out.strip()}")
 
     def reset(self) -> None:
         """Press the reset button: the guest restarts at once, with no shutdown and no sync (a
@@ -225,6 +234,7 @@ class Lab:
         watchdog: bool = False,
         mac: str | None = None,
         nvram: Path | None = None,
+        uplinked: Uplinked | None = None,
     ) -> VM:
         """Create and start a transient domain; it is destroyed when the lab closes.
 
@@ -257,6 +267,7 @@ class Lab:
             serial_port=serial_port,
             vnc=vnc,
             watchdog=watchdog,
+            uplinked=uplinked,
         )
         xml = domain_xml(spec)
         (self.workdir / f"{name}-domain.xml").write_text(xml)

@@ -52,18 +52,9 @@ def router_id(cfg: NodeConfig) -> int:
 
 
 def management_interface(cfg: NodeConfig) -> str | None:
-    """The device carrying the node address, as the network config names it (VLAN, bond or
-    first NIC); None when the config names no NIC (DHCP on any): ask :func:`default_route_device`."""
-    from cloud_init.network import BOND_NAME  # noqa: PLC0415
-
-    net = cfg.node.network
-    if not net.interfaces:
-        return None
-    if net.vlan_id is not None:
-        return f"vlan{net.vlan_id}"
-    if net.bond is not None:
-        return BOND_NAME
-    return net.interfaces[0].name or "nic0"
+    """The device carrying the node address (``br-mgmt`` or its VLAN port); None when the config
+    names no NIC (DHCP on any): ask :func:`default_route_device`."""
+    return cfg.node.network.management_device
 
 
 def default_route_device() -> str:

@@ -52,12 +52,17 @@ class Interface:
         return self.name or self.mac or "?"
 
 
+# The management network's devices (docs/platform.md): an OVS bridge over the NICs or their
+# bond, the node address on the bridge or on its VLAN port.
+MGMT_BRIDGE = "br-mgmt"
+BOND_NAME = "bond0"
+
+
 @dataclass
 class Bond:
-    mode: str = "active-backup"
+    mode: str = "active-backup"      # OVS: active-backup, balance-slb, 802.3ad (LACP, balance-tcp)
     miimon: int = 100
     lacp_rate: str | None = None
-    xmit_hash_policy: str | None = None
     primary: str | None = None
 
 
@@ -80,6 +85,22 @@ class Network:
     bond: Bond | None = None
     mtu: int | None = None
     dpdk: Dpdk | None = None
+
+    @property
+    def port_names(self) -> list[str]:
+        """The NICs' names on the node: as given, or ``nic<index>`` for one given by MAC (the
+        network config renames it so)."""
+        return [nic.name or f"nic{i}" for i, nic in enumerate(self.interfaces)]
+
+    @property
+    def management_device(self) -> str | None:
+        """The device with the node address: ``br-mgmt``, or its VLAN port ``br-mgmt.<id>``;
+        None when no NIC is named (every NIC tries DHCP, no bridge)."""
+        if not self.interfaces:
+            return None
+        if self.vlan_id is not None:
+            return f"{MGMT_BRIDGE}.{self.vlan_id}"
+        return MGMT_BRIDGE
 
 
 @dataclass

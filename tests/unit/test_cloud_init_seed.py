@@ -85,25 +85,41 @@ def test_meta_data_instance_id_is_stable_and_changes_with_config() -> None:
     assert yaml.safe_load(render_seed(a)["meta-data"]) == {"instance-id": instance_id(a), "local-hostname": "node1"}
 
 
-def test_network_static_single_nic() -> None:
+def test_network_static_single_nic_on_br_mgmt() -> None:
     net = _seed(good())["network-config"]
-    assert net == {"version": 2, "ethernets": {"eth0": {
-        "match": {"name": "eth0"}, "dhcp4": False, "addresses": ["192.168.10.11/24"],
-        "routes": [{"to": "0.0.0.0/0", "via": "192.168.10.1"}], "nameservers": {"addresses": ["192.168.10.1"]}}}}
+    assert net == {"version": 2, "ethernets": {"eth0": {"match": {"name": "eth0"}, "dhcp4": False}},
+                   "bridges": {"br-mgmt": {
+                       "interfaces": ["eth0"], "openvswitch": {}, "dhcp4": False, "addresses": ["192.168.10.11/24"],
+                       "routes": [{"to": "0.0.0.0/0", "via": "192.168.10.1"}],
+                       "nameservers": {"addresses": ["192.168.10.1"]}}}}
 
 
-def test_network_bond_vlan_mtu_by_mac() -> None:
+def test_network_lacp_bond_vlan_mtu_by_mac() -> None:
     data = with_(good(), "node.network", {
         "interfaces": [{"mac": "52:54:00:12:34:56"}, {"name": "eth1"}], "method": "dhcp", "vlan_id": 30,
-        "mtu": 9000, "bond": {"mode": "802.3ad", "lacp_rate": "fast", "xmit_hash_policy": "layer3+4"}})
+        "mtu": 9000, "bond": {"mode": "802.3ad", "lacp_rate": "fast", "miimon": 0}})
     data = with_(data, "cluster.vip", None)
     net = _seed(data)["network-config"]
     assert net["ethernets"] == {"nic0": {"match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "nic0",
                                          "dhcp4": False, "mtu": 9000},
                                 "eth1": {"match": {"name": "eth1"}, "dhcp4": False, "mtu": 9000}}
-    assert net["bonds"] == {"bond0": {"interfaces": ["nic0", "eth1"], "dhcp4": False, "mtu": 9000, "parameters": {
-        "mode": "802.3ad", "mii-monitor-interval": 100, "lacp-rate": "fast", "transmit-hash-policy": "layer3+4"}}}
-    assert net["vlans"] == {"vlan30": {"id": 30, "link": "bond0", "mtu": 9000, "dhcp4": True}}
+    # LACP is OVS's balance-tcp with lacp active; miimon 0 leaves OVS watching the carrier
+    assert net["bonds"] == {"bond0": {"interfaces": ["nic0", "eth1"], "mtu": 9000,
+                                      "parameters": {"mode": "balance-tcp"},
+                                      "openvswitch": {"lacp": "active", "other-config": {"lacp-time": "fast"}}}}
+    assert net["bridges"] == {"br-mgmt": {"interfaces": ["bond0"], "openvswitch": {}, "mtu": 9000,
+                                          "dhcp4": False}}
+    assert net["vlans"] == {"br-mgmt.30": {"id": 30, "link": "br-mgmt", "mtu": 9000, "dhcp4": True}}
+
+
+def test_network_active_backup_bond_watches_links_and_prefers_the_primary() -> None:
+    data = with_(good(), "node.network", {
+        "interfaces": [{"mac": "52:54:00:12:34:56"}, {"mac": "52:54:00:12:34:57"}], "method": "dhcp",
+        "bond": {"primary": "nic1"}})
+    bond = _seed(with_(data, "cluster.vip", None))["network-config"]["bonds"]["bond0"]
+    assert bond == {"interfaces": ["nic0", "nic1"], "parameters": {"mode": "active-backup"}, "openvswitch": {
+        "lacp": "off", "other-config": {"bond-detect-mode": "miimon", "bond-miimon-interval": "100",
+                                        "bond-primary": "nic1"}}}
 
 
 def test_network_dhcp_without_interfaces_matches_all_ethernets() -> None:

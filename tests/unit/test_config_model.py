@@ -152,7 +152,7 @@ def test_round_trip_of_everything(tmp_path: Path) -> None:
     data["node"]["network"] = {"interfaces": [{"name": "eth0"}, {"mac": "52:54:00:12:34:56"}],
                                "method": "static", "address": "192.168.10.11/24", "gateway": "192.168.10.1",
                                "dns": ["1.1.1.1"], "vlan_id": 42, "mtu": 9000,
-                               "bond": {"mode": "802.3ad", "lacp_rate": "fast", "xmit_hash_policy": "layer3+4"}}
+                               "bond": {"mode": "802.3ad", "lacp_rate": "fast"}}
     data["node"]["proxy"] = {"http": "http://p:3128", "no_proxy": "localhost,10.0.0.0/8"}
     data["cluster"].update(flannel_backend="host-gw", vrrp_router_id=42, kubevirt_emulation=True)
     data["upgrade"] = {"trusted_keys": [TRUSTED_PEM], "insecure_registries": ["10.0.0.5:5000"], "tries": 2,

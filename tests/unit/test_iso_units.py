@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hcicore.errors import HciError
 from iso.bootargs import menu_entries, volume_label
 from iso.bootfiles import resolve_in_tree
-from iso.domain import QEMU_NS, VMSpec, domain_xml
+from iso.domain import QEMU_NS, Uplinked, VMSpec, domain_xml
 from iso.grub import render_grub_cfg
 from iso.lab import VM, clean_text, free_port
 from iso.pxe import pxe_cmdline, render_boot_ipxe
@@ -106,6 +106,26 @@ def test_domain_xml_uefi_direct_kernel_and_port_forward(tmp_path: Path) -> None:
     args = [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
     assert "user,id=hcinet0,hostfwd=tcp:127.0.0.1:2222-:22" in args
     assert root.find("devices/disk/target").get("dev") == "vda"
+
+
+def test_domain_xml_uplinked_nics_share_a_hub_with_a_udp_uplink(tmp_path: Path) -> None:
+    up = Uplinked(macs=("52:54:00:b0:0d:01", "52:54:00:b0:0d:02"), port=40000, peer_port=40001)
+    root = ET.fromstring(domain_xml(VMSpec(name="t", serial_log=tmp_path / "s.log", uplinked=up)))
+    args = [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
+    assert "socket,id=hciuphubup,udp=127.0.0.1:40001,localaddr=127.0.0.1:40000" in args
+    assert "hubport,id=hciuphub0,hubid=7,netdev=hciuphubup" in args
+    nics = [a for a in args if a.startswith("virtio-net-pci,netdev=hciuphub")]
+    assert nics == ["virtio-net-pci,netdev=hciuphub1,mac=52:54:00:b0:0d:01,id=uplinked0,bus=pcie.0,addr=0x12",
+                    "virtio-net-pci,netdev=hciuphub2,mac=52:54:00:b0:0d:02,id=uplinked1,bus=pcie.0,addr=0x13"]
+
+
+def test_switchport_tags_like_an_access_port() -> None:
+    from tests.vm.switchport import tag, untag
+    frame = bytes.fromhex("ffffffffffff" "525400b00d01" "0806") + b"payload"
+    tagged = tag(frame, 100)
+    assert tagged[12:16] == bytes.fromhex("81000064")
+    assert untag(tagged, 100) == frame
+    assert untag(tagged, 101) is None and untag(frame, 100) is None  # other VLANs, untagged: dropped
 
 
 def test_domain_xml_secure_boot_firmware_and_4kn_disks(tmp_path: Path) -> None:

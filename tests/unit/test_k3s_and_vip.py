@@ -152,10 +152,11 @@ def test_keepalived_conf_for_the_creator_and_a_joining_server() -> None:
 
 
 @pytest.mark.parametrize(("network", "device"), [
-    ({"interfaces": [{"name": "eno1"}], "method": "dhcp"}, "eno1"),
-    ({"interfaces": [{"mac": "52:54:00:00:00:01"}], "method": "dhcp"}, "nic0"),
-    ({"interfaces": [{"name": "eno1"}, {"name": "eno2"}], "method": "dhcp", "bond": {}}, "bond0"),
-    ({"interfaces": [{"name": "eno1"}, {"name": "eno2"}], "method": "dhcp", "bond": {}, "vlan_id": 30}, "vlan30"),
+    ({"interfaces": [{"name": "eno1"}], "method": "dhcp"}, "br-mgmt"),
+    ({"interfaces": [{"mac": "52:54:00:00:00:01"}], "method": "dhcp"}, "br-mgmt"),
+    ({"interfaces": [{"name": "eno1"}, {"name": "eno2"}], "method": "dhcp", "bond": {}}, "br-mgmt"),
+    ({"interfaces": [{"name": "eno1"}, {"name": "eno2"}], "method": "dhcp", "bond": {}, "vlan_id": 30},
+     "br-mgmt.30"),
     ({"method": "dhcp"}, None),
 ])
 def test_vip_interface_is_the_device_with_the_node_address(network: dict[str, Any], device: str | None) -> None:
@@ -165,7 +166,7 @@ def test_vip_interface_is_the_device_with_the_node_address(network: dict[str, An
 def test_apply_writes_and_removes_the_conf(tmp_path: Path) -> None:
     conf = tmp_path / "keepalived" / "keepalived.conf"
     assert "wrote" in vip.apply(_cfg(good()), conf)
-    assert stat.S_IMODE(conf.stat().st_mode) == 0o640 and "interface eth0" in conf.read_text()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640 and "interface br-mgmt" in conf.read_text()
     assert "removed" in vip.apply(_cfg(ROLES["join-agent"]), conf)
     assert not conf.exists()
     assert vip.apply(None, conf) == "no VIP on this node"

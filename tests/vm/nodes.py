@@ -45,14 +45,16 @@ def live_cmdline(artifacts: Any, extra: str) -> str:
                      ACTIONS["install"][1], extra])
 
 
-def node_config(key: Path, trusted: list[str] | None = None, **install: object) -> str:
+def node_config(key: Path, trusted: list[str] | None = None, *, network: dict | None = None, vip: str = VIP,
+                **install: object) -> str:
     cfg = {
         "install": {"device": "/dev/vda", "automatic": True, "power_action": "poweroff",
                     # TCG's CPU has no vmx/svm: the preflight warns instead of stopping
                     "skip_checks": True, **install},
         "node": {"hostname": HOSTNAME, "password": PASSWORD,
-                 "ssh_authorized_keys": [key.with_suffix(".pub").read_text().strip()]},
-        "cluster": {"token": CLUSTER_TOKEN, "vip": VIP},
+                 "ssh_authorized_keys": [key.with_suffix(".pub").read_text().strip()],
+                 **({"network": network} if network else {})},
+        "cluster": {"token": CLUSTER_TOKEN, "vip": vip},
         # hci-upgrade refuses artifacts not signed by this key (tests/vm/test_upgrade.py)
         "upgrade": {"trusted_keys": trusted or []},
     }

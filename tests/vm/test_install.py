@@ -26,6 +26,7 @@ from iso.httpserve import serve_directory
 from iso.lab import Lab
 from iso.pxe import pxe_cmdline
 
+from . import mgmt_checks
 from .nodes import (BOOT_TIMEOUT, HOSTNAME, INSTALL_TIMEOUT, RESULT, Installed, boot_live_installer, host_for,
                     node_config, signatures, wait_ssh, wait_stopped)
 
@@ -117,13 +118,15 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     """A rack's unattended path: network boot (kernel and initrd, the squashfs fetched over HTTP
     by the initramfs, its digest on the boot line as pxe/boot.ipxe puts it), the config from a URL,
     an install from the downloaded image to a blank 4Kn disk, then the node boots from that disk
-    with UEFI (4Kn disks boot only so): Debian's shim and grub, Secure Boot off."""
+    with UEFI (4Kn disks boot only so): Debian's shim and grub, Secure Boot off. Its management
+    network is br-mgmt (an active-backup bond of two NICs, VLAN 100): the test reaches it only
+    there, and again with one NIC unplugged (tests/vm/mgmt_checks.py)."""
     lab = install_lab
     serve = lab.workdir / "serve-pxe"
     serve.mkdir()
     for name in ("vmlinuz", "initrd.img", "rootfs.squashfs"):
         (serve / name).symlink_to(artifacts.pxe / name)
-    (serve / "config.yaml").write_text(node_config(ssh_key))
+    (serve / "config.yaml").write_text(node_config(ssh_key, network=mgmt_checks.NETWORK, vip=mgmt_checks.VIP))
     digest = sha256_file(artifacts.pxe / "rootfs.squashfs")
     disk = lab.create_disk("pxe-installed", "20G")
     server = serve_directory(serve)
@@ -138,11 +141,30 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     wait_stopped(vm, 180)
     # the node kept the installer's console: grub's menu and the login prompt on COM2 (ttyS1)
     # the same machine: the UEFI variables the installer's efibootmgr wrote come along
-    node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
-                           firmware="uefi", sector_size=SECTOR, nvram=vm.spec.nvram)
-    node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
-    wait_ssh(node_vm.ssh_port, ssh_key, 180)
-    host = host_for(node_vm.ssh_port, ssh_key)
+    with mgmt_checks.access_port() as port:
+        node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
+                               firmware="uefi", sector_size=SECTOR, nvram=vm.spec.nvram, ssh=False,
+                               uplinked=port.uplinked)
+        node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
+        wait_ssh(port.ssh_port, ssh_key, 180)
+        _check_pxe_node(node_vm, ssh_key, port.ssh_port, digest)
+        mgmt_checks.check_br_mgmt(node_vm, port, ssh_key)
+    node_vm.destroy()
+    # PXE still first in the boot order: the installer boots again with a config that may wipe.
+    # An installed node is not erased without install.reinstall; the disk is left as it was.
+    (serve / "config-wipe.yaml").write_text(node_config(ssh_key, wipe=True))
+    again = lab.create_disk("pxe-again", backing=disk)
+    with serve_directory(serve) as port:
+        vm = _pxe_install(lab, artifacts, "pxe-again", again, port, digest, "config-wipe.yaml")
+        match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
+    assert match.group(1) != "OK" and "install.reinstall" in match.group(0), match.group(0)
+    assert not (serve / "installed/pxe-again").exists()  # a refused install marks nothing
+    vm.destroy()
+    assert _same_content(again, disk)
+
+
+def _check_pxe_node(node_vm: Any, ssh_key: Path, ssh_port: int, digest: str) -> None:
+    host = host_for(ssh_port, ssh_key)
     log = host.file("/run/hci/oem/hcios/install.log").content_string
     # the downloaded image was checked against the boot line's digest before the disk was touched
     assert f"image matches the expected sha256 {digest}" in log
@@ -160,15 +182,3 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     assert re.search(rf"^Boot{current}\* hcios(\t|$)", efi, re.M), efi
     assert re.search(r"^BootOrder: (\w+)", efi, re.M).group(1) == current, efi
     assert "UEFI boot entry not set" not in log
-    node_vm.destroy()
-    # PXE still first in the boot order: the installer boots again with a config that may wipe.
-    # An installed node is not erased without install.reinstall; the disk is left as it was.
-    (serve / "config-wipe.yaml").write_text(node_config(ssh_key, wipe=True))
-    again = lab.create_disk("pxe-again", backing=disk)
-    with serve_directory(serve) as port:
-        vm = _pxe_install(lab, artifacts, "pxe-again", again, port, digest, "config-wipe.yaml")
-        match = vm.wait_for_serial(RESULT, INSTALL_TIMEOUT)
-    assert match.group(1) != "OK" and "install.reinstall" in match.group(0), match.group(0)
-    assert not (serve / "installed/pxe-again").exists()  # a refused install marks nothing
-    vm.destroy()
-    assert _same_content(again, disk)

@@ -13,8 +13,6 @@ MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 IFNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 MTU_RANGE = (576, 9216)
 VLAN_RANGE = (1, 4094)
-BOND_XMIT_MODES = ("balance-xor", "802.3ad", "balance-tlb")
-BOND_PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
 
 @check("interfaces")
 def interfaces_name_xor_mac(cfg: NodeConfig) -> list[Problem]:
@@ -141,17 +139,14 @@ def bond_settings(cfg: NodeConfig) -> list[Problem]:
     if bond.lacp_rate is not None and bond.mode != "802.3ad":
         problems.append(Problem("node.network.bond.lacp_rate", f"only applies to mode 802.3ad, not {bond.mode}",
                                 "remove lacp_rate or use mode 802.3ad"))
-    if bond.xmit_hash_policy is not None and bond.mode not in BOND_XMIT_MODES:
-        problems.append(Problem("node.network.bond.xmit_hash_policy", f"does not apply to mode {bond.mode}",
-                                f"remove it or use one of {', '.join(BOND_XMIT_MODES)}"))
     if bond.primary is not None:
-        names = [n.name for n in net.interfaces if n.name]
-        if bond.mode not in BOND_PRIMARY_MODES:
+        names = net.port_names
+        if bond.mode != "active-backup":
             problems.append(Problem("node.network.bond.primary", f"does not apply to mode {bond.mode}",
-                                    f"remove it or use one of {', '.join(BOND_PRIMARY_MODES)}"))
+                                    "remove it or use mode active-backup"))
         elif bond.primary not in names:
             problems.append(Problem("node.network.bond.primary", f"{bond.primary!r} is not one of the interfaces",
-                                    f"use one of: {', '.join(names) or '(interfaces given by name)'}"))
+                                    f"use one of: {', '.join(names)} (a NIC given by MAC is nic<index>)"))
     return problems
 
 

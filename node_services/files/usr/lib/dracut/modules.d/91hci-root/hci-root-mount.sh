@@ -90,6 +90,22 @@ hci_etc_upper() {
     mkdir -p "$E/upper" "$E/work" || die "hcios: cannot make the /etc layer $E"
 }
 
+hci_nocloud_seed() {
+    # cloud-init's NoCloud reads network-config only from a seed directory, not from the
+    # ds=nocloud;s=file://... seed on the kernel line (22.4 reads user-data and meta-data there):
+    # /var/lib/cloud/seed/nocloud points at hci-oem's seed, so the node's network config applies
+    _seed=/run/hci/oem/hcios/nocloud
+    _link=/sysroot/var/lib/cloud/seed/nocloud
+    [ -d "$_seed" ] || return 0
+    [ "$(readlink "$_link" 2>/dev/null)" = "$_seed" ] && return 0
+    if [ -e "$_link" ] && [ ! -L "$_link" ]; then
+        warn "hcios: $_link is not hcios's link to $_seed; the node's network-config may not apply"
+        return 0
+    fi
+    mkdir -p "${_link%/*}" && ln -sfn "$_seed" "$_link" \
+        || warn "hcios: cannot link $_link to $_seed; the node's network-config will not apply"
+}
+
 hci_root_setup() {
     P=/run/hci/persistent
     hci_mount_part "$(getarg hci.oem=)" hci-oem /run/hci/oem
@@ -104,6 +120,7 @@ hci_root_setup() {
         mount --bind "$P/$d" "/sysroot/$d" || die "hcios: cannot bind /$d from hci-persistent"
     done
     mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /sysroot/tmp || die "hcios: cannot mount /tmp"
+    hci_nocloud_seed
     _trial=""
     getargbool 0 hci.trial && _trial=" (trial boot)"
     info "hcios: slot $hci_slot root ready$_trial: /etc overlay, /var /root /home on hci-persistent"
