@@ -23,6 +23,8 @@ OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 EMULATOR = Path("/usr/bin/qemu-system-x86_64")
 
 Firmware = Literal["bios", "uefi", "uefi-secboot"]
+DATA_NIC_SLOT = "0x11"
+DATA_NIC_PCI = "0000:00:11.0"
 SerialMode = Literal["file", "pty"]
 
 
@@ -67,6 +69,11 @@ class VMSpec:
     # shutdown with an interrupt flood while it was attached (docs/upgrade.md).
     watchdog: bool = False
     uplinked: Uplinked | None = None     # more NICs, on a hub with a UDP uplink
+    # A NIC for a DPDK data network: virtio behind an emulated Intel IOMMU (vfio-pci needs one;
+    # iommu_platform makes the NIC's DMA go through it; 48-bit addresses, since DPDK maps its
+    # memory at virtual addresses as IOVAs), at PCI 0000:00:11.0, on its own user network
+    # 10.0.3.0/24 (the host is 10.0.3.2 there)
+    data_nic: bool = False
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -178,6 +185,11 @@ def domain_xml(spec: VMSpec) -> str:
     args = ["-netdev", netdev, "-device", device]
     if spec.uplinked is not None:
         args += _uplinked_args(spec.uplinked)
+    if spec.data_nic:
+        args += ["-device", "intel-iommu,intremap=on,aw-bits=48",
+                 "-netdev", "user,id=hcidata0,net=10.0.3.0/24",
+                 "-device", f"virtio-net-pci,netdev=hcidata0,iommu_platform=on,disable-legacy=on,bus=pcie.0,"
+                            f"addr={DATA_NIC_SLOT},mac=52:54:00:da:7a:01"]
     for arg in args:
         ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=arg)
     return ET.tostring(root, encoding="unicode")

@@ -235,6 +235,7 @@ class Lab:
         mac: str | None = None,
         nvram: Path | None = None,
         uplinked: Uplinked | None = None,
+        data_nic: bool = False,
     ) -> VM:
         """Create and start a transient domain; it is destroyed when the lab closes.
 
@@ -268,6 +269,7 @@ class Lab:
             vnc=vnc,
             watchdog=watchdog,
             uplinked=uplinked,
+            data_nic=data_nic,
         )
         xml = domain_xml(spec)
         (self.workdir / f"{name}-domain.xml").write_text(xml)

@@ -63,6 +63,9 @@ def test_slot_image_holds_kernel_initrd_version_and_services(built_image: BuiltI
              "/usr/sbin/ovs-vswitchd", "/usr/sbin/grub-install", "/usr/bin/dracut", "/lib/systemd/systemd",
              "/usr/sbin/netplan"], capture_output=True, text=True, check=True).stdout.split()
         assert missing == []
+        # DPDK's plugins for OVS-DPDK: the ring mempool handler (no port without it) and PMDs
+        pmds = {p.name.split(".so")[0] for p in (root / "usr/lib/x86_64-linux-gnu/dpdk").glob("pmds-*/*.so*")}
+        assert {"librte_mempool_ring", "librte_net_virtio", "librte_net_ixgbe", "librte_net_mlx5"} <= pmds
         assert not list((root / "etc/ssh").glob("ssh_host_*")), "host keys must be made per node"
         # bytecode for every module (the root is read-only on a node): unchecked-hash pycs, whose
         # header flags are 1 (hash-based, source never checked) and which carry no mtime

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hcicore.errors import HciError
 from iso.bootargs import menu_entries, volume_label
 from iso.bootfiles import resolve_in_tree
-from iso.domain import QEMU_NS, Uplinked, VMSpec, domain_xml
+from iso.domain import DATA_NIC_PCI, QEMU_NS, Uplinked, VMSpec, domain_xml
 from iso.grub import render_grub_cfg
 from iso.lab import VM, clean_text, free_port
 from iso.pxe import pxe_cmdline, render_boot_ipxe
@@ -106,6 +106,13 @@ def test_domain_xml_uefi_direct_kernel_and_port_forward(tmp_path: Path) -> None:
     args = [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
     assert "user,id=hcinet0,hostfwd=tcp:127.0.0.1:2222-:22" in args
     assert root.find("devices/disk/target").get("dev") == "vda"
+    assert not any("iommu" in a for a in args)
+    spec.data_nic = True  # a DPDK data NIC: behind an emulated IOMMU, at the PCI address configs name
+    args = [a.get("value") for a in ET.fromstring(domain_xml(spec)).iter(f"{{{QEMU_NS}}}arg")]
+    assert "intel-iommu,intremap=on,aw-bits=48" in args
+    nic = next(a for a in args if "netdev=hcidata0" in a)
+    assert "iommu_platform=on" in nic and "disable-legacy=on" in nic and "addr=0x11" in nic
+    assert DATA_NIC_PCI == "0000:00:11.0"
 
 
 def test_domain_xml_uplinked_nics_share_a_hub_with_a_udp_uplink(tmp_path: Path) -> None:

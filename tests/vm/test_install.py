@@ -26,7 +26,7 @@ from iso.httpserve import serve_directory
 from iso.lab import Lab
 from iso.pxe import pxe_cmdline
 
-from . import mgmt_checks
+from . import dpdk_checks, mgmt_checks
 from .nodes import (BOOT_TIMEOUT, HOSTNAME, INSTALL_TIMEOUT, RESULT, Installed, boot_live_installer, host_for,
                     node_config, signatures, wait_ssh, wait_stopped)
 
@@ -120,13 +120,17 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     an install from the downloaded image to a blank 4Kn disk, then the node boots from that disk
     with UEFI (4Kn disks boot only so): Debian's shim and grub, Secure Boot off. Its management
     network is br-mgmt (an active-backup bond of two NICs, VLAN 100): the test reaches it only
-    there, and again with one NIC unplugged (tests/vm/mgmt_checks.py)."""
+    there, and again with one NIC unplugged (tests/vm/mgmt_checks.py). Its DPDK data network
+    passes traffic to the host (tests/vm/dpdk_checks.py)."""
     lab = install_lab
     serve = lab.workdir / "serve-pxe"
     serve.mkdir()
     for name in ("vmlinuz", "initrd.img", "rootfs.squashfs"):
         (serve / name).symlink_to(artifacts.pxe / name)
-    (serve / "config.yaml").write_text(node_config(ssh_key, network=mgmt_checks.NETWORK, vip=mgmt_checks.VIP))
+    # br-mgmt on two bonded NICs with a VLAN, and a DPDK data network on a NIC behind an
+    # emulated IOMMU: the node gets those NICs below
+    network = {**mgmt_checks.NETWORK, "dpdk": dpdk_checks.DPDK}
+    (serve / "config.yaml").write_text(node_config(ssh_key, network=network, vip=mgmt_checks.VIP))
     digest = sha256_file(artifacts.pxe / "rootfs.squashfs")
     disk = lab.create_disk("pxe-installed", "20G")
     server = serve_directory(serve)
@@ -144,11 +148,14 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
     with mgmt_checks.access_port() as port:
         node_vm = lab.start_vm("pxe-node", disks=[lab.create_disk("pxe-node", backing=disk)], serial_port=1,
                                firmware="uefi", sector_size=SECTOR, nvram=vm.spec.nvram, ssh=False,
-                               uplinked=port.uplinked)
+                               uplinked=port.uplinked, data_nic=True)
         node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
         wait_ssh(port.ssh_port, ssh_key, 180)
         _check_pxe_node(node_vm, ssh_key, port.ssh_port, digest)
+        dpdk_checks.wait_for_hci_dpdk(host_for(port.ssh_port, ssh_key))  # its restart of OVS is over
         mgmt_checks.check_br_mgmt(node_vm, port, ssh_key)
+        # last (its poll thread keeps a vCPU busy): the DPDK data path passes traffic to the host
+        dpdk_checks.passes_traffic_to_the_host(host_for(port.ssh_port, ssh_key), lab.workdir)
     node_vm.destroy()
     # PXE still first in the boot order: the installer boots again with a config that may wipe.
     # An installed node is not erased without install.reinstall; the disk is left as it was.
