@@ -42,6 +42,10 @@ def _ovs_bond(bond: Bond, ports: list[str], mtu: dict[str, Any]) -> dict[str, An
     other: dict[str, str] = {}
     if bond.miimon:
         other.update({"bond-detect-mode": "miimon", "bond-miimon-interval": str(bond.miimon)})
+    if bond.mode == "802.3ad":
+        # no LACP partner (a switch not set up yet) would disable every member: fall back to
+        # active-backup instead, as a kernel 802.3ad bond keeps passing traffic
+        other["lacp-fallback-ab"] = "true"
     if bond.lacp_rate:
         other["lacp-time"] = bond.lacp_rate
     if bond.primary:
@@ -66,6 +70,8 @@ def network_config(cfg: NodeConfig) -> dict[str, Any]:
         else:  # renamed to its key, so every renderer (netplan, eni, networkd) calls it the same
             ethernets[key] = {"match": {"macaddress": (nic.mac or "").lower()}, "set-name": key}
         ethernets[key].update({"dhcp4": False, **mtu})
+        if len(net.interfaces) > 1:  # a bond member without link must not hold up network-online
+            ethernets[key]["optional"] = True
     out: dict[str, Any] = {"version": 2, "ethernets": ethernets}
     ports = net.port_names
     if net.bond is not None:
@@ -77,6 +83,9 @@ def network_config(cfg: NodeConfig) -> dict[str, Any]:
     if net.vlan_id is not None:
         top = {"id": net.vlan_id, "link": MGMT_BRIDGE, **mtu}
         out["vlans"] = {net.management_device: top}
-        bridge["dhcp4"] = False
+        # the untagged side of a trunk is not the node's network: no DHCP and no router
+        # advertisements there (its IPv6 link-local address stays: without any address networkd
+        # would not count it as online, and wait-online would hold the boot up)
+        bridge.update({"dhcp4": False, "dhcp6": False, "accept-ra": False})
     top.update(_ip_settings(net))
     return out

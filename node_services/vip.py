@@ -57,6 +57,9 @@ def management_interface(cfg: NodeConfig) -> str | None:
     return cfg.node.network.management_device
 
 
+SYS_NET = Path("/sys/class/net")
+
+
 def default_route_device() -> str:
     out = run(["ip", "-j", "route", "show", "default"]).stdout
     routes = json.loads(out or "[]")
@@ -112,16 +115,30 @@ vrrp_instance hci_vip {{
 """
 
 
-def apply(cfg: NodeConfig | None, conf: Path = CONF_PATH) -> str:
+def vip_device(cfg: NodeConfig, sys_net: Path = SYS_NET) -> tuple[str, str]:
+    """The device for the VIP and a note for the journal: the config's management device when
+    it exists here, else the default route's (a node whose network config was never applied,
+    such as one installed before br-mgmt, keeps its VIP where its address is)."""
+    wanted = management_interface(cfg)
+    if wanted is not None and (sys_net / wanted).exists():
+        return wanted, ""
+    device = default_route_device()
+    if wanted is None:
+        return device, ""
+    return device, (f"; {wanted} (from the node config) does not exist here, so the VIP goes on "
+                    f"{device}, the default route's device")
+
+
+def apply(cfg: NodeConfig | None, conf: Path = CONF_PATH, sys_net: Path = SYS_NET) -> str:
     """Write (or remove) ``conf`` for this node; returns what was done, for the journal."""
     if cfg is None or not runs_vip(cfg):
         if conf.exists():
             conf.unlink()  # keepalived.service has ConditionFileNotEmpty on it: it stays off
             return f"no VIP on this node: removed {conf}"
         return "no VIP on this node"
-    interface = management_interface(cfg) or default_route_device()
+    interface, note = vip_device(cfg, sys_net)
     write_atomic(conf, keepalived_conf(cfg, interface).encode(), mode=0o640, dir_mode=0o755)
-    return f"VIP {cfg.cluster.vip} on {interface} (router id {router_id(cfg)}): wrote {conf}"
+    return f"VIP {cfg.cluster.vip} on {interface} (router id {router_id(cfg)}): wrote {conf}{note}"
 
 
 @click.command("hci-vip")

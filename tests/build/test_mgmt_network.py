@@ -46,7 +46,9 @@ def test_the_images_netplan_renders_br_mgmt_with_its_bond_and_vlan(built_image: 
             bond = (run / "system/netplan-ovs-bond0.service").read_text()
             vlan = (run / "system/netplan-ovs-br-mgmt.100.service").read_text()
             address = (run / "network/10-netplan-br-mgmt.100.network").read_text()
+            untagged = (run / "network/10-netplan-br-mgmt.network").read_text()
             nic1 = (run / "network/10-netplan-nic1.link").read_text()
+            member = (run / "network/10-netplan-nic1.network").read_text()
         finally:
             subprocess.run(["umount", str(root / "tmp")], check=True)
     assert units == ["netplan-ovs-bond0.service", "netplan-ovs-br-mgmt.100.service",
@@ -62,3 +64,7 @@ def test_the_images_netplan_renders_br_mgmt_with_its_bond_and_vlan(built_image: 
     assert "ExecStart=/usr/bin/ovs-vsctl --may-exist add-br br-mgmt.100 br-mgmt 100\n" in vlan
     assert "Address=192.168.10.11/24" in address and "Gateway=192.168.10.1" in address
     assert "PermanentMACAddress=52:54:00:aa:00:02" in nic1 and "Name=nic1" in nic1
+    # a member without link does not hold up network-online; the untagged bridge takes no address
+    assert "RequiredForOnline=no" in member
+    assert "IPv6AcceptRA=no" in untagged
+    assert "Address=" not in untagged and "DHCP=" not in untagged

@@ -100,15 +100,19 @@ def test_network_lacp_bond_vlan_mtu_by_mac() -> None:
         "mtu": 9000, "bond": {"mode": "802.3ad", "lacp_rate": "fast", "miimon": 0}})
     data = with_(data, "cluster.vip", None)
     net = _seed(data)["network-config"]
+    # bond members are optional: one without link does not hold up network-online
     assert net["ethernets"] == {"nic0": {"match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "nic0",
-                                         "dhcp4": False, "mtu": 9000},
-                                "eth1": {"match": {"name": "eth1"}, "dhcp4": False, "mtu": 9000}}
-    # LACP is OVS's balance-tcp with lacp active; miimon 0 leaves OVS watching the carrier
+                                         "dhcp4": False, "mtu": 9000, "optional": True},
+                                "eth1": {"match": {"name": "eth1"}, "dhcp4": False, "mtu": 9000, "optional": True}}
+    # LACP is OVS's balance-tcp with lacp active, falling back to active-backup without a
+    # partner; miimon 0 leaves OVS watching the carrier
     assert net["bonds"] == {"bond0": {"interfaces": ["nic0", "eth1"], "mtu": 9000,
                                       "parameters": {"mode": "balance-tcp"},
-                                      "openvswitch": {"lacp": "active", "other-config": {"lacp-time": "fast"}}}}
+                                      "openvswitch": {"lacp": "active", "other-config": {
+                                          "lacp-fallback-ab": "true", "lacp-time": "fast"}}}}
+    # with a VLAN, the untagged bridge takes no address: no DHCP, no router advertisements
     assert net["bridges"] == {"br-mgmt": {"interfaces": ["bond0"], "openvswitch": {}, "mtu": 9000,
-                                          "dhcp4": False}}
+                                          "dhcp4": False, "dhcp6": False, "accept-ra": False}}
     assert net["vlans"] == {"br-mgmt.30": {"id": 30, "link": "br-mgmt", "mtu": 9000, "dhcp4": True}}
 
 

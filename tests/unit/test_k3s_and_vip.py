@@ -163,10 +163,18 @@ def test_vip_interface_is_the_device_with_the_node_address(network: dict[str, An
     assert vip.management_interface(_cfg(with_(good(), "node.network", network))) == device
 
 
-def test_apply_writes_and_removes_the_conf(tmp_path: Path) -> None:
+def test_apply_writes_and_removes_the_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "keepalived" / "keepalived.conf"
-    assert "wrote" in vip.apply(_cfg(good()), conf)
-    assert stat.S_IMODE(conf.stat().st_mode) == 0o640 and "interface br-mgmt" in conf.read_text()
+    sys_net = tmp_path / "sys-class-net"
+    (sys_net / "br-mgmt").mkdir(parents=True)
+    assert "wrote" in vip.apply(_cfg(good()), conf, sys_net)
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640 and "interface br-mgmt\n" in conf.read_text()
+    # a node whose network config never made br-mgmt keeps its VIP on the default route's device
+    (sys_net / "br-mgmt").rmdir()
+    monkeypatch.setattr(vip, "default_route_device", lambda: "eno1")
+    said = vip.apply(_cfg(good()), conf, sys_net)
+    assert "on eno1" in said and "br-mgmt (from the node config) does not exist here" in said
+    assert "interface eno1\n" in conf.read_text()
     assert "removed" in vip.apply(_cfg(ROLES["join-agent"]), conf)
     assert not conf.exists()
     assert vip.apply(None, conf) == "no VIP on this node"

@@ -3,14 +3,17 @@ two NICs, the node address on its VLAN port, reached only over that VLAN (tests/
 is the switch's access port, in a network namespace), and still reached with one NIC unplugged."""
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from iso.lab import VM, free_port
 
 from .nodes import host_for, wait_ssh
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 VLAN = 100
 NODE_ADDRESS = "192.168.100.10"
@@ -48,22 +52,40 @@ def _free_udp_port() -> int:
 def access_port() -> Iterator[AccessPort]:
     """A namespace with the switch's side of VLAN 100 and a forward of the node's SSH."""
     netns = f"hcimgmt-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", netns], check=True)
     uplinked = Uplinked(macs=MACS, port=_free_udp_port(), peer_port=_free_udp_port())
     ssh_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.vm.switchport", "--netns", netns, "--vlan", str(VLAN),
-         "--address", SWITCH_ADDRESS, "--udp", f"{uplinked.peer_port}:{uplinked.port}",
-         "--forward", f"{ssh_port}:{NODE_ADDRESS}:22"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.strip() == "READY", f"switchport did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
+    with ExitStack() as stack:
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        stack.callback(_delete_netns, netns)
+        errors = stack.enter_context(tempfile.TemporaryFile("w+"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.vm.switchport", "--netns", netns, "--vlan", str(VLAN),
+             "--address", SWITCH_ADDRESS, "--udp", f"{uplinked.peer_port}:{uplinked.port}",
+             "--forward", f"{ssh_port}:{NODE_ADDRESS}:22"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True)
+        stack.callback(_stop, proc)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if line.strip() != "READY":
+            errors.seek(0)
+            raise AssertionError(f"switchport did not start: {line!r} {errors.read()}")
         yield AccessPort(uplinked=uplinked, ssh_port=ssh_port)
-    finally:
-        proc.terminate()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
         proc.wait(timeout=10)
-        subprocess.run(["ip", "netns", "delete", netns], check=True)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _delete_netns(netns: str) -> None:
+    done = subprocess.run(["ip", "netns", "delete", netns], capture_output=True, text=True)
+    if done.returncode != 0:  # reported, not raised: the test's own error matters more
+        log.warning("could not delete network namespace %s: %s", netns, done.stderr.strip())
 
 
 def _active_member(host) -> str | None:

@@ -69,12 +69,13 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
             dst.sendall(data)
     except OSError:
         pass
-    finally:
+    finally:  # the other direction's pump then sees its socket closed and ends too
         for s in (src, dst):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
-                pass
+                pass  # already shut down by the other direction
+            s.close()
 
 
 def _forward(listener: socket.socket, target: tuple[str, int]) -> None:

@@ -151,8 +151,8 @@ def test_network_boot_install_checks_the_image_then_boots_from_disk(install_lab:
                                uplinked=port.uplinked, data_nic=True)
         node_vm.wait_for_serial(r"login:", BOOT_TIMEOUT + 120)
         wait_ssh(port.ssh_port, ssh_key, 180)
-        _check_pxe_node(node_vm, ssh_key, port.ssh_port, digest)
         dpdk_checks.wait_for_hci_dpdk(host_for(port.ssh_port, ssh_key))  # its restart of OVS is over
+        _check_pxe_node(node_vm, ssh_key, port.ssh_port, digest)
         mgmt_checks.check_br_mgmt(node_vm, port, ssh_key)
         # last (its poll thread keeps a vCPU busy): the DPDK data path passes traffic to the host
         dpdk_checks.passes_traffic_to_the_host(host_for(port.ssh_port, ssh_key), lab.workdir)

@@ -5,7 +5,7 @@ import re
 
 from hcicore.errors import Problem
 
-from ..model import NodeConfig
+from ..model import BOND_NAME, MGMT_BRIDGE, NodeConfig
 from .parse import interface, ip, is_host, network, url_problem
 from .registry import check
 
@@ -36,7 +36,22 @@ def interfaces_name_xor_mac(cfg: NodeConfig) -> list[Problem]:
         if key in seen:
             problems.append(Problem(path, f"{nic.label} is listed twice", "list each NIC once"))
         seen.add(key)
+        if nic.name is not None and is_reserved_name(nic.name):
+            problems.append(Problem(f"{path}.name", f"{nic.name!r} is a name hcios gives its own devices",
+                                    f"name a NIC, not {MGMT_BRIDGE}, its VLAN ports or {BOND_NAME}"))
+    ifaces = cfg.node.network.interfaces
+    renamed = {f"nic{j}" for j, nic in enumerate(ifaces) if nic.name is None and nic.mac is not None}
+    for i, nic in enumerate(ifaces):  # a NIC given by MAC is renamed nic<index>
+        if nic.name is not None and nic.name in renamed:
+            problems.append(Problem(f"node.network.interfaces[{i}].name",
+                                    f"{nic.name!r} is also the name the NIC given by MAC gets",
+                                    "give that NIC by MAC too, or by its own name"))
     return problems
+
+
+def is_reserved_name(name: str) -> bool:
+    """br-mgmt, its VLAN ports br-mgmt.<id>, the bond, and OVS's own datapath device."""
+    return name in (MGMT_BRIDGE, BOND_NAME, "ovs-system") or name.startswith(f"{MGMT_BRIDGE}.")
 
 
 @check("static-needs-address")
@@ -207,9 +222,9 @@ def dpdk_nics_and_memory(cfg: NodeConfig) -> list[Problem]:
                                     "(lspci -D shows it)"))
     if len(set(dpdk.nics)) != len(dpdk.nics):
         problems.append(Problem("node.network.dpdk.nics", "lists a NIC twice", "list each PCI address once"))
-    if not IFNAME.match(dpdk.bridge) or dpdk.bridge == "br-mgmt":
+    if not IFNAME.match(dpdk.bridge) or is_reserved_name(dpdk.bridge):
         problems.append(Problem("node.network.dpdk.bridge", f"{dpdk.bridge!r} cannot be the data bridge",
-                                "use an interface name of 1-15 characters other than br-mgmt, e.g. br-data"))
+                                "use an interface name of 1-15 characters other than br-mgmt, its VLAN ports or bond0, e.g. br-data"))
     if not SOCKET_MEM.match(dpdk.socket_mem):
         problems.append(Problem("node.network.dpdk.socket_mem", f"{dpdk.socket_mem!r} is not a memory list",
                                 "give MiB per NUMA node, comma-separated, e.g. 1024 or 1024,1024"))
